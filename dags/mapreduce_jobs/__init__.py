@@ -1,0 +1,1 @@
+"""User code of the example jobs (importable by the worker; not DAG files)."""

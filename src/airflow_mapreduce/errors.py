@@ -1,0 +1,41 @@
+"""The one exception hierarchy of airflow-mapreduce.
+
+Every message says what was expected, what was found, where (file:line, field path,
+split, record offset, task) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class MapReduceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class JobSpecError(MapReduceError):
+    """A job YAML (or the JobSpec built from Python) is invalid."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid MapReduce job ({len(problems)} problem(s)):\n{listed}")
+
+
+class PlanError(MapReduceError):
+    """The input cannot be planned (nothing matched, bad override, too many tasks...)."""
+
+
+class ShuffleError(MapReduceError):
+    """Map outputs are missing or inconsistent; reducing them would lose data."""
+
+
+class CommitError(MapReduceError):
+    """Reduce outputs are missing or inconsistent; the output is not committed."""
+
+
+class TaskFailedError(MapReduceError):
+    """A map or reduce task failed (user code raised, a command exited non-zero)."""
+
+
+class RecordError(TaskFailedError):
+    """A record could not be processed; names the split and record offset."""

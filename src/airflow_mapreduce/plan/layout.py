@@ -1,0 +1,86 @@
+"""The one module that owns where a run's objects live.
+
+    <work>/<dag_id>/<run_id>/plan.json | shuffle.json
+    <work>/<dag_id>/<run_id>/map/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
+    <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json
+    <output>/part-00000 ... | part-m-00000 ... (map-only) | _manifest.json | _SUCCESS
+
+A task's manifest is written last, after its data; it names the attempt whose files count.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+from airflow_mapreduce.storage import join_uri
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_key_part(name: str) -> str:
+    """A single key component from user or Airflow input that cannot escape its prefix."""
+    cleaned = _UNSAFE.sub("_", name)
+    if cleaned.strip(".") == "":
+        cleaned = "_" + cleaned
+    if cleaned != name:
+        # Keep distinct names distinct after cleaning ("a:b" vs "a_b").
+        cleaned = f"{cleaned}-{zlib.crc32(name.encode()):08x}"
+    return cleaned
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    work_root: str
+    dag_id: str
+    run_id: str
+
+    @property
+    def run_root(self) -> str:
+        return join_uri(self.work_root, safe_key_part(self.dag_id), safe_key_part(self.run_id))
+
+    @property
+    def plan_uri(self) -> str:
+        return join_uri(self.run_root, "plan.json")
+
+    @property
+    def shuffle_uri(self) -> str:
+        return join_uri(self.run_root, "shuffle.json")
+
+    def task_dir(self, phase: str, index: int) -> str:
+        return join_uri(self.run_root, phase, f"{index:05d}")
+
+    def spec_uri(self, phase: str, index: int) -> str:
+        return join_uri(self.task_dir(phase, index), "spec.json")
+
+    def manifest_uri(self, phase: str, index: int) -> str:
+        return join_uri(self.task_dir(phase, index), "manifest.json")
+
+    @staticmethod
+    def attempt_dir_of(task_dir: str, attempt: str) -> str:
+        return join_uri(task_dir, f"attempt-{attempt}")
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    root: str
+
+    def part_uri(self, partition: int) -> str:
+        return join_uri(self.root, f"part-{partition:05d}")
+
+    def map_part_uri(self, map_task: int) -> str:
+        return join_uri(self.root, f"part-m-{map_task:05d}")
+
+    @property
+    def manifest_uri(self) -> str:
+        return join_uri(self.root, "_manifest.json")
+
+    @property
+    def success_uri(self) -> str:
+        return join_uri(self.root, "_SUCCESS")
+
+    @property
+    def default_work_root(self) -> str:
+        # Hadoop's convention: names starting with "_" are not data for downstream readers.
+        return join_uri(self.root, "_temporary")

@@ -1,0 +1,50 @@
+"""Reading task manifests back, refusing anything missing, truncated or foreign."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from airflow_mapreduce.errors import MapReduceError
+from airflow_mapreduce.plan.layout import RunLayout
+from airflow_mapreduce.plan.tasks import RunPlan, TaskManifest
+from airflow_mapreduce.storage import FileSystems, MissingObjectError
+
+
+def read_plan(files: FileSystems, plan_uri: str) -> RunPlan:
+    return RunPlan.model_validate_json(files.read_bytes(plan_uri))
+
+
+def read_task_manifests(
+    files: FileSystems,
+    plan: RunPlan,
+    phase: str,
+    num_tasks: int,
+    error: type[MapReduceError],
+) -> list[TaskManifest]:
+    """Every manifest of a phase, checked against the run; raises `error` naming the task."""
+    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    manifests = []
+    for index in range(num_tasks):
+        uri = layout.manifest_uri(phase, index)
+        where = f"{phase}[{index}]"
+        try:
+            manifest = TaskManifest.model_validate_json(files.read_bytes(uri))
+        except MissingObjectError:
+            raise error(
+                f"{where} left no manifest at {uri}; its output was never committed. "
+                f"Clear and rerun task {phase}[{index}] (it is idempotent)."
+            ) from None
+        except ValidationError as exc:
+            raise error(
+                f"{where}: manifest {uri} is truncated or malformed ({exc.error_count()} "
+                f"problem(s), first: {exc.errors()[0]['msg']}); rerun {phase}[{index}]."
+            ) from None
+        found = (manifest.kind, manifest.dag_id, manifest.run_id, manifest.task_index)
+        expected = (phase, plan.dag_id, plan.run_id, index)
+        if found != expected:
+            raise error(
+                f"{where}: manifest {uri} belongs to {found}, expected {expected}; "
+                "the work area is shared with another run. Rerun the whole DAG run."
+            )
+        manifests.append(manifest)
+    return manifests

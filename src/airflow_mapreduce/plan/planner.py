@@ -1,0 +1,89 @@
+"""The plan step: splits -> map task specs in storage; returns only their URIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_mapreduce.errors import PlanError
+from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
+from airflow_mapreduce.plan.splits import group_splits, plan_splits
+from airflow_mapreduce.plan.tasks import JobRuntime, MapTaskSpec, RunPlan
+from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.storage import FileSystems
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """The effective, rendered values of one run (YAML defaults overridden by conf)."""
+
+    dag_id: str
+    run_id: str
+    input_uri: str
+    output_uri: str
+    work_uri: str | None
+    num_reducers: int
+    max_map_tasks: int
+
+
+def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, list[str]]:
+    """Write plan.json and one spec per map task; return (plan URI, map spec URIs)."""
+    check_reducers(job, target.num_reducers)
+    output = OutputLayout(target.output_uri)
+    work_root = target.work_uri or output.default_work_root
+    layout = RunLayout(work_root, target.dag_id, target.run_id)
+
+    splits = plan_splits(files, target.input_uri, job.input.split_size)
+    if not splits:
+        raise PlanError(f"input {target.input_uri} holds only empty objects; nothing to map")
+    sizes = {s.uri: files.size(s.uri) for s in splits if s.length is None}
+    groups = group_splits(splits, target.max_map_tasks, sizes)
+    runtime = JobRuntime.from_job(job, num_partitions=target.num_reducers)
+
+    # A new attempt at this output: whatever is there is no longer a committed result.
+    files.remove(output.success_uri)
+    files.remove(layout.run_root, recursive=True)
+
+    spec_uris = []
+    for index, group in enumerate(groups):
+        spec = MapTaskSpec(
+            dag_id=target.dag_id,
+            run_id=target.run_id,
+            task_index=index,
+            job=runtime,
+            splits=group,
+            task_dir=layout.task_dir("map", index),
+            manifest_uri=layout.manifest_uri("map", index),
+            output_uri=output.map_part_uri(index) if job.map_only else None,
+        )
+        uri = layout.spec_uri("map", index)
+        files.write_bytes(uri, spec.model_dump_json().encode())
+        spec_uris.append(uri)
+
+    plan = RunPlan(
+        dag_id=target.dag_id,
+        run_id=target.run_id,
+        input_uri=target.input_uri,
+        output_uri=target.output_uri,
+        work_uri=work_root,
+        keep_intermediate=job.keep_intermediate,
+        num_map_tasks=len(groups),
+        num_splits=len(splits),
+        input_bytes=sum(s.length if s.length is not None else sizes[s.uri] for s in splits),
+        job=runtime,
+    )
+    files.write_bytes(layout.plan_uri, plan.model_dump_json().encode())
+    return layout.plan_uri, spec_uris
+
+
+def check_reducers(job: JobSpec, num_reducers: int) -> None:
+    """A run may change how many reducers, not whether the job has a reduce phase."""
+    if job.map_only and num_reducers != 0:
+        raise PlanError(
+            f"reducers={num_reducers} requested, but job {job.dag_id} is map-only (no reducer); "
+            "use reducers: 0"
+        )
+    if not job.map_only and num_reducers < 1:
+        raise PlanError(
+            f"reducers={num_reducers} requested, but job {job.dag_id} has a reducer; "
+            "expected an integer >= 1"
+        )

@@ -1,0 +1,119 @@
+"""The contract between planner and worker: task specs and manifests (JSON in storage)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from airflow_mapreduce.spec.models import JobSpec, StepSpec
+
+Counters = dict[str, dict[str, int]]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JobRuntime(Model):
+    """What a worker needs of the job: user code and the shape of the shuffle. No secrets."""
+
+    mapper: StepSpec
+    combiner: StepSpec | None = None
+    reducer: StepSpec | None = None
+    num_partitions: int = Field(ge=0)
+    # Python callables exchange JSON-encoded keys and values (ints stay ints through the
+    # shuffle, as in mrjob); streaming commands exchange raw bytes.
+    codec: Literal["raw", "json"]
+
+    @classmethod
+    def from_job(cls, job: JobSpec, num_partitions: int) -> JobRuntime:
+        return cls(
+            mapper=job.mapper,
+            combiner=job.combiner,
+            reducer=job.reducer,
+            num_partitions=num_partitions,
+            codec="json" if job.mapper.kind == "callable" else "raw",
+        )
+
+
+class InputSplit(Model):
+    uri: str
+    offset: int = Field(ge=0)
+    length: int | None = Field(default=None, description="None: the whole (compressed) file.")
+    compression: str | None = None
+
+    def describe(self) -> str:
+        if self.length is None:
+            return f"{self.uri} (whole file)"
+        return f"{self.uri}[{self.offset}:{self.offset + self.length}]"
+
+
+class MapTaskSpec(Model):
+    kind: Literal["map"] = "map"
+    dag_id: str
+    run_id: str
+    task_index: int
+    job: JobRuntime
+    splits: list[InputSplit]
+    task_dir: str
+    manifest_uri: str
+    output_uri: str | None = Field(default=None, description="Map-only jobs write here.")
+
+
+class ReduceTaskSpec(Model):
+    kind: Literal["reduce"] = "reduce"
+    dag_id: str
+    run_id: str
+    task_index: int
+    job: JobRuntime
+    inputs: dict[int, list[str]] = Field(description="partition -> sorted runs, one per map")
+    outputs: dict[int, str] = Field(description="partition -> part-NNNNN URI")
+    task_dir: str
+    manifest_uri: str
+
+
+TaskSpec = Annotated[MapTaskSpec | ReduceTaskSpec, Field(discriminator="kind")]
+
+
+class PartFile(Model):
+    partition: int
+    uri: str
+    records: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
+class TaskManifest(Model):
+    kind: Literal["map", "reduce"]
+    dag_id: str
+    run_id: str
+    task_index: int
+    attempt: str
+    files: list[PartFile]
+    input_records: int
+    output_records: int
+    counters: Counters = Field(default_factory=dict)
+
+
+class RunPlan(Model):
+    dag_id: str
+    run_id: str
+    input_uri: str
+    output_uri: str
+    work_uri: str
+    keep_intermediate: bool
+    num_map_tasks: int
+    num_splits: int
+    input_bytes: int
+    job: JobRuntime
+
+
+class ShufflePlan(Model):
+    num_reduce_tasks: int
+
+
+def add_counters(total: Counters, more: Counters) -> None:
+    for group, names in more.items():
+        bucket = total.setdefault(group, {})
+        for name, amount in names.items():
+            bucket[name] = bucket.get(name, 0) + amount

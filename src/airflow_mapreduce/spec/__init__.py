@@ -1,0 +1,9 @@
+"""The job contract: pydantic models of the YAML and its safe, line-aware loader.
+
+No Airflow and no I/O beyond reading the YAML file itself.
+"""
+
+from airflow_mapreduce.spec.loader import load_job_file, parse_job_text
+from airflow_mapreduce.spec.models import JobSpec, StepSpec
+
+__all__ = ["JobSpec", "StepSpec", "load_job_file", "parse_job_text"]

@@ -1,0 +1,154 @@
+"""Object storage access through fsspec (file://, s3://, memory://, ...).
+
+Shared by the planner (in Airflow) and the worker (in a pod). Writes are atomic: an
+object is either absent or complete. Object stores give that per PUT; on local disks
+we write a temporary sibling and rename it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, cast
+
+import fsspec
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_mapreduce.errors import MapReduceError
+
+
+def resolve_uri(uri: str, base_dir: Path) -> str:
+    """A URI with a scheme stays as it is; a plain path becomes file:// (relative to base_dir)."""
+    if "://" in uri:
+        return uri
+    path = Path(uri) if os.path.isabs(uri) else base_dir / uri
+    trailing = "/" if uri.endswith("/") else ""
+    return f"file://{os.path.normpath(path)}{trailing}"
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return posixpath.join(base.rstrip("/"), *parts)
+
+
+def protocol_of(uri: str) -> str:
+    return uri.split("://", 1)[0] if "://" in uri else "file"
+
+
+class FileSystems:
+    """Resolves a URI to its fsspec filesystem; callers may inject configured ones.
+
+    The Airflow side injects filesystems built from Airflow connections; the worker uses
+    fsspec's defaults, which read credentials from the environment (AWS_* variables,
+    IRSA, workload identity), never from task specs.
+    """
+
+    def __init__(self, overrides: Mapping[str, AbstractFileSystem] | None = None) -> None:
+        self._by_protocol: dict[str, AbstractFileSystem] = dict(overrides or {})
+
+    def fs(self, uri: str) -> AbstractFileSystem:
+        protocol = protocol_of(uri)
+        if protocol not in self._by_protocol:
+            self._by_protocol[protocol] = fsspec.filesystem(protocol)
+        return self._by_protocol[protocol]
+
+    # Reading -------------------------------------------------------------------------
+    def exists(self, uri: str) -> bool:
+        return bool(self.fs(uri).exists(uri))
+
+    def read_bytes(self, uri: str) -> bytes:
+        try:
+            return cast(bytes, self.fs(uri).cat_file(uri))
+        except FileNotFoundError as exc:
+            raise MissingObjectError(uri) from exc
+
+    def read_json(self, uri: str) -> Any:
+        return json.loads(self.read_bytes(uri))
+
+    def open_read(self, uri: str, compression: str | None = None) -> IO[bytes]:
+        return cast(IO[bytes], self.fs(uri).open(uri, "rb", compression=compression))
+
+    def size(self, uri: str) -> int:
+        return int(self.fs(uri).size(uri))
+
+    def find(self, uri: str) -> list[str]:
+        """Files at a URI: the file itself, every file under a folder/prefix, or a glob's."""
+        fs = self.fs(uri)
+        protocol = protocol_of(uri)
+        if fsspec.core.has_magic(uri):
+            paths = [p for p in fs.glob(uri) if fs.isfile(p)]
+        elif fs.isfile(uri):
+            paths = [uri]
+        else:
+            paths = fs.find(uri)
+        return sorted(self._with_protocol(protocol, p) for p in paths)
+
+    def list_dir(self, uri: str) -> list[str]:
+        """Direct children of a folder/prefix (not recursive); empty if it does not exist."""
+        fs = self.fs(uri)
+        try:
+            paths = fs.ls(uri, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(self._with_protocol(protocol_of(uri), p) for p in paths)
+
+    @staticmethod
+    def _with_protocol(protocol: str, path: str) -> str:
+        if "://" in path:
+            return path
+        return f"{protocol}://{path}" if protocol != "file" else f"file://{path}"
+
+    # Writing -------------------------------------------------------------------------
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        with self.open_write(uri) as f:
+            f.write(data)
+
+    def write_json(self, uri: str, obj: Any) -> None:
+        self.write_bytes(uri, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+    @contextlib.contextmanager
+    def open_write(self, uri: str) -> Iterator[IO[bytes]]:
+        """Open for writing; the object becomes visible only when the block exits cleanly."""
+        fs = self.fs(uri)
+        if isinstance(fs, LocalFileSystem):
+            path = fs._strip_protocol(uri)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "wb") as f:
+                    yield f
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+            return
+        # Object stores publish an object when its (multipart) upload completes. fsspec
+        # would also complete it on an exception, so buffer errors by discarding the file.
+        f = fs.open(uri, "wb")
+        try:
+            yield cast(IO[bytes], f)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.discard()  # fsspec AbstractBufferedFile: abort the upload
+            raise
+        f.close()
+
+    def remove(self, uri: str, recursive: bool = False) -> None:
+        fs = self.fs(uri)
+        with contextlib.suppress(FileNotFoundError):
+            if recursive:
+                if fs.exists(uri):
+                    fs.rm(uri, recursive=True)
+            else:
+                fs.rm_file(uri)
+
+
+class MissingObjectError(MapReduceError, FileNotFoundError):
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        super().__init__(f"expected object {uri} but it does not exist")

@@ -1,0 +1,36 @@
+"""``python -m airflow_mapreduce.worker <task-spec-uri>``: run one map or reduce task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from airflow_mapreduce.errors import MapReduceError
+from airflow_mapreduce.worker.run import run_task
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_mapreduce.worker",
+        description="Run one MapReduce map or reduce task from its task spec.",
+    )
+    parser.add_argument("task_spec_uri", help="URI of the task's spec.json (file://, s3://, ...)")
+    args = parser.parse_args(argv)
+    try:
+        manifest = run_task(args.task_spec_uri)
+    except MapReduceError as exc:
+        # Expected failures carry a complete message; a traceback would only hide it.
+        print(f"airflow-mapreduce worker: FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(
+        f"airflow-mapreduce worker: {manifest.kind}[{manifest.task_index}] attempt "
+        f"{manifest.attempt}: {manifest.input_records} records in, "
+        f"{manifest.output_records} records out, {len(manifest.files)} file(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Loading user Python callables (``module:function``) with errors that say how to fix."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from airflow_mapreduce.errors import TaskFailedError
+
+PairGenerator = Callable[..., Iterable[tuple[Any, Any]]]
+
+
+def load_callable(reference: str, role: str) -> PairGenerator:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TaskFailedError(
+            f"{role} {reference!r}: cannot import module {module_name!r} ({exc}). It must be "
+            "importable by the worker: in the job's folder (local backend) or the image."
+        ) from None
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise TaskFailedError(
+            f"{role} {reference!r}: module {module_name!r} has no function {attribute!r}"
+        )
+    return function  # type: ignore[no-any-return]

@@ -1,0 +1,48 @@
+"""Tiny codecs for records: key<TAB>value lines, raw or JSON-encoded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+
+def split_record(line: bytes) -> tuple[bytes, bytes]:
+    """Hadoop Streaming: text before the first TAB is the key; no TAB: the line is the key."""
+    key, _, value = line.partition(b"\t")
+    return key, value
+
+
+def join_record(key: bytes, value: bytes) -> bytes:
+    return key + b"\t" + value + b"\n"
+
+
+class Codec:
+    """How user values travel through the shuffle.
+
+    json: Python callables' keys and values keep their types (1 stays an int).
+    raw: streaming commands' bytes; decoded to str for a Python reducer.
+    """
+
+    def __init__(self, kind: Literal["raw", "json"]) -> None:
+        self.kind = kind
+
+    def encode(self, obj: Any) -> bytes:
+        if self.kind == "json":
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return obj.encode() if isinstance(obj, str) else str(obj).encode()
+
+    def decode(self, data: bytes) -> Any:
+        if self.kind == "json":
+            return json.loads(data)
+        return data.decode("utf-8", "surrogateescape")
+
+
+def format_output(key: Any, value: Any) -> bytes:
+    """Final text output of Python callables: str as is, anything else as JSON."""
+    return join_record(_text(key), _text(value))
+
+
+def _text(obj: Any) -> bytes:
+    if isinstance(obj, str):
+        return obj.encode()
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,131 @@
+"""Running a Hadoop Streaming command: records in on stdin, records out on stdout.
+
+stderr lines ``reporter:counter:<group>,<counter>,<amount>`` update counters and
+``reporter:status:<message>`` sets the status; other stderr lines pass through to the
+task log and the last ones are quoted if the command fails.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO
+
+from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.plan.tasks import Counters
+
+STDERR_TAIL = 20
+
+
+def run_command(
+    argv: list[str],
+    chunks: Iterable[bytes],
+    *,
+    what: str,
+    counters: Counters,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[bytes]:
+    """Feed `chunks` to the command's stdin (in a thread) and yield its stdout lines."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+    except OSError as exc:
+        raise TaskFailedError(
+            f"{what}: cannot start {argv}: {exc}. The command must exist in the worker "
+            "(image or local folder) and be executable."
+        ) from None
+    assert proc.stdin and proc.stdout and proc.stderr
+    feeder = _Feeder(proc.stdin, chunks)
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
+    reader = threading.Thread(
+        target=_read_stderr, args=(proc.stderr, counters, stderr_tail), daemon=True
+    )
+    feeder.start()
+    reader.start()
+    finished = False
+    try:
+        tail = b""
+        while chunk := proc.stdout.read1(1 << 16):
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            yield from lines
+        if tail:
+            yield tail
+        finished = True
+    finally:
+        if not finished:
+            proc.kill()
+        returncode = proc.wait()
+        feeder.join()
+        reader.join()
+    if feeder.error is not None:
+        raise feeder.error
+    if returncode != 0:
+        quoted = "\n".join(f"    {line}" for line in stderr_tail) or "    (no stderr output)"
+        raise TaskFailedError(
+            f"{what}: command {argv} exited with code {returncode}; last stderr lines:\n{quoted}"
+        )
+    if feeder.broken_pipe:
+        raise TaskFailedError(
+            f"{what}: command {argv} exited (code 0) before reading all of its input; records "
+            "would be lost. A streaming command must read stdin to the end."
+        )
+
+
+class _Feeder(threading.Thread):
+    def __init__(self, stdin: IO[bytes], chunks: Iterable[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.stdin = stdin
+        self.chunks = chunks
+        self.error: BaseException | None = None
+        self.broken_pipe = False
+
+    def run(self) -> None:
+        try:
+            for chunk in self.chunks:
+                self.stdin.write(chunk)
+        except BrokenPipeError:
+            self.broken_pipe = True
+        except BaseException as exc:  # surfaced by run_command after the process ends
+            self.error = exc
+        finally:
+            try:
+                self.stdin.close()
+            except BrokenPipeError:
+                self.broken_pipe = True
+
+
+def _read_stderr(stream: IO[bytes], counters: Counters, tail: collections.deque[str]) -> None:
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if line.startswith("reporter:counter:"):
+            if _add_counter(counters, line.removeprefix("reporter:counter:")):
+                continue
+        elif line.startswith("reporter:status:"):
+            print(f"status: {line.removeprefix('reporter:status:')}", file=sys.stderr, flush=True)
+            continue
+        tail.append(line)
+        print(line, file=sys.stderr, flush=True)
+
+
+def _add_counter(counters: Counters, spec: str) -> bool:
+    parts = spec.rsplit(",", 2)
+    if len(parts) != 3:
+        return False
+    group, name, amount = parts
+    try:
+        value = int(amount)
+    except ValueError:
+        return False
+    bucket = counters.setdefault(group, {})
+    bucket[name] = bucket.get(name, 0) + value
+    return True
