@@ -34,9 +34,14 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         shuffle = ShufflePlan.model_validate_json(files.read_bytes(layout.shuffle_uri))
         phase, num_tasks = "reduce", shuffle.num_reduce_tasks
     manifests = read_task_manifests(files, plan, phase, num_tasks, CommitError)
+    counters: Counters = {}
+    if phase == "reduce":
+        for map_manifest in read_task_manifests(
+            files, plan, "map", plan.num_map_tasks, CommitError
+        ):
+            add_counters(counters, map_manifest.counters)
 
     parts: list[PartFile] = []
-    counters: Counters = {}
     for manifest in manifests:
         add_counters(counters, manifest.counters)
         for part in manifest.files:

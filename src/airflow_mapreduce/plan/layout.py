@@ -21,9 +21,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def safe_key_part(name: str) -> str:
     """A single key component from user or Airflow input that cannot escape its prefix."""
+    # No separators, and no leading dot: "..", "." and hidden names cannot arise.
     cleaned = _UNSAFE.sub("_", name)
-    if cleaned.strip(".") == "":
-        cleaned = "_" + cleaned
+    if cleaned.startswith("."):
+        cleaned = "_" + cleaned[1:]
     if cleaned != name:
         # Keep distinct names distinct after cleaning ("a:b" vs "a_b").
         cleaned = f"{cleaned}-{zlib.crc32(name.encode()):08x}"

@@ -22,18 +22,20 @@ class JobRuntime(Model):
     combiner: StepSpec | None = None
     reducer: StepSpec | None = None
     num_partitions: int = Field(ge=0)
-    # Python callables exchange JSON-encoded keys and values (ints stay ints through the
-    # shuffle, as in mrjob); streaming commands exchange raw bytes.
+    # When every step is a Python callable, keys and values keep their types through the
+    # shuffle as JSON (as in mrjob); once a streaming command takes part, records are
+    # text as in Hadoop Streaming and callables receive str.
     codec: Literal["raw", "json"]
 
     @classmethod
     def from_job(cls, job: JobSpec, num_partitions: int) -> JobRuntime:
+        steps = [s for s in (job.mapper, job.combiner, job.reducer) if s is not None]
         return cls(
             mapper=job.mapper,
             combiner=job.combiner,
             reducer=job.reducer,
             num_partitions=num_partitions,
-            codec="json" if job.mapper.kind == "callable" else "raw",
+            codec="json" if all(s.kind == "callable" for s in steps) else "raw",
         )
 
 

@@ -44,7 +44,10 @@ def parse_job_text(text: str, source: str = "<string>") -> JobSpec:
     problems = [f"{source}:{line}:{col}: {msg}" for (line, col), msg in _walk(root, (), locations)]
     if problems:
         raise JobSpecError(source, problems)
-    data = yaml.safe_load(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # e.g. tags that would construct objects
+        raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
     if not isinstance(data, dict):
         raise JobSpecError(source, [f"{source}:1:1: expected a mapping of job fields at the top"])
     try:

@@ -29,7 +29,7 @@ class Codec:
     def encode(self, obj: Any) -> bytes:
         if self.kind == "json":
             return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-        return obj.encode() if isinstance(obj, str) else str(obj).encode()
+        return _text(obj)
 
     def decode(self, data: bytes) -> Any:
         if self.kind == "json":

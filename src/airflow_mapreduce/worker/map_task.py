@@ -48,9 +48,9 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
         records = written = 0
         with files.open_write(spec.output_uri) as out:
             for split in spec.splits:
-                block = read_split(files, split)
+                start, block = read_split(files, split)
                 input_records += _count_lines(block)
-                for line in mapper.map_output_lines(block, split, split_env(spec, split)):
+                for line in mapper.map_output_lines(block, start, split, split_env(spec, split)):
                     out.write(line)
                     records += 1
                     written += len(line)
@@ -60,9 +60,9 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     num_partitions = spec.job.num_partitions
     buckets: list[list[Record]] = [[] for _ in range(num_partitions)]
     for split in spec.splits:
-        block = read_split(files, split)
+        start, block = read_split(files, split)
         input_records += _count_lines(block)
-        for key, value in mapper.map_records(block, split, split_env(spec, split)):
+        for key, value in mapper.map_records(block, start, split, split_env(spec, split)):
             buckets[partition_of(key, num_partitions)].append((key, value))
     _count(counters, "map_output_records", sum(len(b) for b in buckets))
 

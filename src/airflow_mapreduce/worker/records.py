@@ -5,23 +5,38 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
-from fsspec.utils import read_block
-
 from airflow_mapreduce.plan.tasks import InputSplit
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.codec import split_record
 
 READ_BLOCK = 1 << 20
+SCAN_BLOCK = 1 << 16
 
 
-def read_split(files: FileSystems, split: InputSplit) -> bytes:
-    """The bytes of every line that starts inside the split (see plan.splits)."""
+def read_split(files: FileSystems, split: InputSplit) -> tuple[int, bytes]:
+    """(start offset, bytes) of every line that starts inside the split (see plan.splits)."""
     if split.length is None:
         with files.open_read(split.uri, compression=split.compression) as f:
-            return f.read()
+            return 0, f.read()
     with files.open_read(split.uri) as f:
-        block: bytes = read_block(f, split.offset, split.length, delimiter=b"\n")
-        return block
+        start = _next_line_start(f, split.offset)
+        end = _next_line_start(f, split.offset + split.length)
+        f.seek(start)
+        return start, f.read(end - start) if end > start else b""
+
+
+def _next_line_start(f: IO[bytes], position: int) -> int:
+    """The first line start at or after `position`: a boundary both neighbours agree on."""
+    if position == 0:
+        return 0
+    f.seek(position - 1)  # a line starts at `position` if the byte before it is LF
+    scanned = position - 1
+    while chunk := f.read(SCAN_BLOCK):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return scanned + newline + 1
+        scanned += len(chunk)
+    return scanned
 
 
 def split_lines(block: bytes, start_offset: int = 0) -> Iterator[tuple[int, bytes]]:

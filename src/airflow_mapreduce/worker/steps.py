@@ -31,20 +31,21 @@ class Step:
 
     # Map side ---------------------------------------------------------------------------
     def map_records(
-        self, block: bytes, split: InputSplit, env: Mapping[str, str]
+        self, block: bytes, start: int, split: InputSplit, env: Mapping[str, str]
     ) -> Iterator[tuple[bytes, bytes]]:
+        """Records of a split's lines; `start` is the byte offset of the block's first line."""
         if self.spec.command is not None:
             return (split_record(line) for line in self._map_lines(block, split, env))
         encode = self.codec.encode
-        return ((encode(k), encode(v)) for k, v in self._map_pairs(block, split))
+        return ((encode(k), encode(v)) for k, v in self._map_pairs(block, start, split))
 
     def map_output_lines(
-        self, block: bytes, split: InputSplit, env: Mapping[str, str]
+        self, block: bytes, start: int, split: InputSplit, env: Mapping[str, str]
     ) -> Iterator[bytes]:
         """Map-only jobs: the mapper's output is the job's output."""
         if self.spec.command is not None:
             return (line + b"\n" for line in self._map_lines(block, split, env))
-        return (format_output(k, v) for k, v in self._map_pairs(block, split))
+        return (format_output(k, v) for k, v in self._map_pairs(block, start, split))
 
     def _map_lines(
         self, block: bytes, split: InputSplit, env: Mapping[str, str]
@@ -59,10 +60,12 @@ class Step:
             env=env,
         )
 
-    def _map_pairs(self, block: bytes, split: InputSplit) -> Iterator[tuple[Any, Any]]:
+    def _map_pairs(
+        self, block: bytes, start: int, split: InputSplit
+    ) -> Iterator[tuple[Any, Any]]:
         assert self.spec.callable is not None
         function = load_callable(self.spec.callable, self.role)
-        for offset, line in split_lines(block, split.offset):
+        for offset, line in split_lines(block, start):
             try:
                 yield from function(None, line.decode("utf-8", "surrogateescape"))
             except Exception as exc:

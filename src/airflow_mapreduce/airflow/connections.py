@@ -1,0 +1,40 @@
+"""Storage access from Airflow connections: filesystems for the Airflow-side steps and
+the environment handed to local worker subprocesses. Credentials never enter task specs,
+XCom or logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from airflow_mapreduce.storage import FileSystems, protocol_of
+
+S3_PROTOCOLS = ("s3", "s3a")
+
+
+def airflow_filesystems(aws_conn_id: str, uris: Iterable[str]) -> FileSystems:
+    """FileSystems whose s3:// access uses the Airflow connection (endpoint, keys, region)."""
+    if not any(protocol_of(u) in S3_PROTOCOLS for u in uris):
+        return FileSystems()
+    from airflow.providers.amazon.aws.fs.s3 import get_fs
+
+    s3 = get_fs(aws_conn_id)
+    return FileSystems({p: s3 for p in S3_PROTOCOLS})
+
+
+def worker_storage_env(aws_conn_id: str) -> dict[str, str]:
+    """AWS_* variables that let an Airflow-free worker reach S3 like the connection does."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3")
+    env: dict[str, str] = {}
+    credentials = hook.get_credentials()
+    if credentials.access_key:
+        env["AWS_ACCESS_KEY_ID"] = credentials.access_key
+        env["AWS_SECRET_ACCESS_KEY"] = credentials.secret_key
+    if credentials.token:
+        env["AWS_SESSION_TOKEN"] = credentials.token
+    if endpoint := hook.conn_config.get_service_endpoint_url(service_name="s3"):
+        env["AWS_ENDPOINT_URL_S3"] = endpoint
+    if region := hook.conn_config.region_name:
+        env["AWS_DEFAULT_REGION"] = region
+    return env

@@ -1,0 +1,205 @@
+"""The Airflow-side steps of a MapReduce run: plan, shuffle, commit, and the local worker.
+
+Each operator only stores its arguments in ``__init__``; all I/O happens in ``execute``,
+so parsing a DAG touches no storage. XCom carries URIs and counts, never data.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from pydantic import TypeAdapter
+
+from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_storage_env
+from airflow_mapreduce.errors import PlanError, TaskFailedError
+from airflow_mapreduce.plan.commit import commit_run
+from airflow_mapreduce.plan.manifests import read_plan
+from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.shuffle import shuffle_run
+from airflow_mapreduce.plan.tasks import MapTaskSpec, TaskSpec
+from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.storage import FileSystems, protocol_of
+
+WORKER_MODULE = "airflow_mapreduce.worker"
+
+
+def worker_command(python: str = "python") -> list[str]:
+    """The one worker command, in pods and in local subprocesses alike."""
+    return [python, "-m", WORKER_MODULE]
+
+
+def airflow_max_map_length() -> int:
+    from airflow.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)
+
+
+class MapReducePlanOperator(BaseOperator):
+    """Cut the input into splits, write one task spec per map task, return their URIs."""
+
+    template_fields: Sequence[str] = ("input_uri", "output_uri", "work_uri", "num_reducers")
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        job: JobSpec,
+        input_uri: str,
+        output_uri: str,
+        work_uri: str | None = None,
+        num_reducers: int | str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.input_uri = input_uri
+        self.output_uri = output_uri
+        self.work_uri = work_uri
+        self.num_reducers = num_reducers
+
+    def execute(self, context: Context) -> list[str]:
+        # URIs given through params/conf may themselves hold templates ({{ ds }}).
+        input_uri = self._render_again(self.input_uri, context)
+        output_uri = self._render_again(self.output_uri, context)
+        work_uri = self._render_again(self.work_uri, context) if self.work_uri else None
+        target = RunTarget(
+            dag_id=self.dag_id,
+            run_id=context["run_id"],
+            input_uri=input_uri,
+            output_uri=output_uri,
+            work_uri=work_uri,
+            num_reducers=_as_int(self.num_reducers, "reducers"),
+            max_map_tasks=min(self.job.max_map_tasks, airflow_max_map_length()),
+        )
+        files = airflow_filesystems(
+            self.job.storage.aws_conn_id, [input_uri, output_uri, work_uri or output_uri]
+        )
+        plan_uri, spec_uris = plan_run(files, self.job, target)
+        plan = read_plan(files, plan_uri)
+        self.log.info(
+            "Planned %d split(s), %d bytes, into %d map task(s) and %d partition(s): %s -> %s",
+            plan.num_splits, plan.input_bytes, plan.num_map_tasks,
+            plan.job.num_partitions, input_uri, output_uri,
+        )  # fmt: skip
+        context["ti"].xcom_push(key="plan_uri", value=plan_uri)
+        return spec_uris
+
+    def _render_again(self, value: str, context: Context) -> str:
+        rendered = self.render_template(value, context) if "{{" in value else value
+        return str(rendered)
+
+
+class _PlanFollowerOperator(BaseOperator):
+    """Base of the steps that find everything through the plan's URI (from XCom)."""
+
+    template_fields: Sequence[str] = ("plan_uri",)
+
+    def __init__(self, *, plan_uri: Any, aws_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan_uri = plan_uri
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def files(self) -> FileSystems:
+        files = airflow_filesystems(self.aws_conn_id, [self.plan_uri])
+        plan = read_plan(files, self.plan_uri)
+        return airflow_filesystems(self.aws_conn_id, [self.plan_uri, plan.output_uri])
+
+
+class MapReduceShuffleOperator(_PlanFollowerOperator):
+    """Check every map manifest in storage (never pod XCom) and write reduce task specs."""
+
+    ui_color = "#fef7e0"
+
+    def __init__(self, *, max_reduce_tasks: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_reduce_tasks = max_reduce_tasks
+
+    def execute(self, context: Context) -> list[str]:
+        limit = min(self.max_reduce_tasks, airflow_max_map_length())
+        spec_uris = shuffle_run(self.files, self.plan_uri, limit)
+        self.log.info("All map outputs present; %d reduce task(s) planned", len(spec_uris))
+        return spec_uris
+
+
+class MapReduceCommitOperator(_PlanFollowerOperator):
+    """Verify every output part, publish _manifest.json and _SUCCESS, clean up."""
+
+    ui_color = "#e6f4ea"
+
+    def execute(self, context: Context) -> str:
+        manifest = commit_run(self.files, self.plan_uri)
+        self.log.info(
+            "Committed %d part(s), %d records, %d bytes to %s",
+            len(manifest.files), manifest.records, manifest.bytes, manifest.output_uri,
+        )  # fmt: skip
+        for group, counters in sorted(manifest.counters.items()):
+            for name, value in sorted(counters.items()):
+                self.log.info("counter %s.%s = %d", group, name, value)
+        return f"{manifest.output_uri.rstrip('/')}/_manifest.json"
+
+
+_TASK_SPEC: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
+
+
+class LocalWorkerOperator(BaseOperator):
+    """Run the worker command on one task spec as a subprocess; its output goes to the log.
+
+    The ``local`` backend: the same command, task specs and files as a pod would use.
+    """
+
+    template_fields: Sequence[str] = ("task_spec_uri",)
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        task_spec_uri: str,
+        aws_conn_id: str,
+        job_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.task_spec_uri = task_spec_uri
+        self.aws_conn_id = aws_conn_id
+        self.job_dir = job_dir
+
+    def execute(self, context: Context) -> None:
+        from airflow.providers.standard.hooks.subprocess import SubprocessHook
+
+        env = dict(os.environ)
+        if self.job_dir:
+            # Python callables import from the job's folder, as from an image's workdir.
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.job_dir, env.get("PYTHONPATH")]))
+        if "s3" in self._protocols():
+            env.update(worker_storage_env(self.aws_conn_id))
+        result = SubprocessHook().run_command(
+            [*worker_command(sys.executable), self.task_spec_uri], env=env, cwd=self.job_dir
+        )
+        if result.exit_code != 0:
+            raise TaskFailedError(
+                f"worker exited with code {result.exit_code} on {self.task_spec_uri}: {result.output}"
+            )
+
+    def _protocols(self) -> set[str]:
+        uri = self.task_spec_uri
+        files = airflow_filesystems(self.aws_conn_id, [uri])
+        spec = _TASK_SPEC.validate_json(files.read_bytes(uri))
+        uris = [uri]
+        if isinstance(spec, MapTaskSpec):
+            uris += [s.uri for s in spec.splits] + [spec.output_uri or spec.task_dir]
+        else:
+            uris += [u for runs in spec.inputs.values() for u in runs] + list(spec.outputs.values())
+        return {protocol_of(u) for u in uris}
+
+
+def _as_int(value: int | str, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PlanError(f"{field} must be an integer, found {value!r}") from None

