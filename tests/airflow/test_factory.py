@@ -31,7 +31,13 @@ def test_example_dags_load_with_the_mapreduce_graph(dags_folder: Path) -> None:
     assert bag.import_errors == {}
     assert {"wordcount", "wordcount_python"} <= set(bag.dags)
     dag = bag.dags["wordcount"]
-    assert [t.task_id for t in dag.topological_sort()] == ["plan", "map", "shuffle", "reduce", "commit"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "plan",
+        "map",
+        "shuffle",
+        "reduce",
+        "commit",
+    ]
     assert type(dag.get_task("map")).__name__ == "MappedOperator"
     assert type(dag.get_task("reduce")).__name__ == "MappedOperator"
     assert set(dag.params.keys()) == {"input", "output", "reducers"}
@@ -43,7 +49,10 @@ def test_a_broken_yaml_is_an_import_error_and_hides_no_other_dag(dags_folder: Pa
     assert {"wordcount", "wordcount_python"} <= set(bag.dags)
     assert INVALID_JOBS_DAG_ID not in bag.dags
     [message] = bag.import_errors.values()
-    assert f"{dags_folder}/zz_broken.yaml:3:1: maper: unknown key 'maper'; did you mean 'mapper'?" in message
+    assert (
+        f"{dags_folder}/zz_broken.yaml:3:1: maper: unknown key 'maper'; did you mean 'mapper'?"
+        in message
+    )
     assert f"{dags_folder}/zz_broken.yaml:1:1: mapper: required field is missing" in message
 
 

@@ -53,9 +53,7 @@ def test_pod_runs_the_worker_on_its_task_spec(pods: dict[str, dict[str, Any]], p
     assert pod["metadata"]["name"].startswith(f"mr-wordcount-k8s-{phase}")
     assert container["image"] == "registry.example/wordcount:1.2"
     assert container["command"] == ["python", "-m", "airflow_mapreduce.worker"]
-    assert container["args"] == [
-        f"<work>/wordcount_k8s/manual__2024-05-01/{phase}/00000/spec.json"
-    ]
+    assert container["args"] == [f"<work>/wordcount_k8s/manual__2024-05-01/{phase}/00000/spec.json"]
     assert container["resources"] == {
         "limits": {"cpu": "500m", "memory": "1Gi"},
         "requests": {"cpu": "500m", "memory": "1Gi"},

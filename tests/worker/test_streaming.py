@@ -13,7 +13,12 @@ PY = sys.executable
 
 def run(script: str, data: bytes, counters: Counters | None = None) -> list[bytes]:
     return list(
-        run_command([PY, "-c", script], [data], what="mapper on test", counters={} if counters is None else counters)
+        run_command(
+            [PY, "-c", script],
+            [data],
+            what="mapper on test",
+            counters={} if counters is None else counters,
+        )
     )
 
 
@@ -32,7 +37,11 @@ def test_lines_pass_through_and_counters_are_collected() -> None:
 
 
 def test_non_zero_exit_fails_and_quotes_the_last_stderr_lines() -> None:
-    script = "import sys\nsys.stdin.read()\nfor i in range(30): print('oops', i, file=sys.stderr)\nsys.exit(3)"
+    script = (
+        "import sys\nsys.stdin.read()\n"
+        "for i in range(30): print('oops', i, file=sys.stderr)\n"
+        "sys.exit(3)"
+    )
     with pytest.raises(TaskFailedError) as info:
         run(script, b"x\n")
     message = str(info.value)
@@ -47,7 +56,7 @@ def test_a_command_that_stops_reading_early_cannot_drop_records() -> None:
 
 
 def test_a_missing_command_says_it_must_exist() -> None:
-    with pytest.raises(TaskFailedError, match="cannot start .* must exist"):
+    with pytest.raises(TaskFailedError, match=r"cannot start .* must exist"):
         list(run_command(["/nonexistent/mapper"], [b""], what="mapper", counters={}))
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Word-count reducer that accumulates a dict: needs no particular input order."""
+
 import sys
 
 counts = {}

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """The classic "current_word" reducer: relies on input sorted and grouped by key."""
+
 import sys
 
 current_word = None

@@ -19,9 +19,7 @@ from airflow_mapreduce.spec.models import JobSpec, KubernetesSpec
 WORKDIR_TMP = "/tmp"  # writable scratch for spills under a read-only root filesystem
 
 
-def expand_worker_tasks(
-    job: JobSpec, task_id: str, spec_uris: XComArg, job_dir: str | None
-) -> Any:
+def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir: str | None) -> Any:
     """One mapped task per task spec URI, on the job's backend."""
     common: dict[str, Any] = {
         "task_id": task_id,
@@ -34,9 +32,9 @@ def expand_worker_tasks(
     if job.backend == "kubernetes":
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-        return KubernetesPodOperator.partial(
-            **common, **pod_arguments(job, task_id)
-        ).expand(arguments=spec_uris.map(worker_arguments))
+        return KubernetesPodOperator.partial(**common, **pod_arguments(job, task_id)).expand(
+            arguments=spec_uris.map(worker_arguments)
+        )
     return LocalWorkerOperator.partial(
         **common, aws_conn_id=job.storage.aws_conn_id, job_dir=job_dir
     ).expand(task_spec_uri=spec_uris)

@@ -16,7 +16,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks
-from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.errors import InvalidJobFilesError, JobSpecError
 from airflow_mapreduce.spec.loader import load_job_file
 from airflow_mapreduce.spec.models import JobSpec
 
@@ -50,7 +50,10 @@ def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
         catchup=job.catchup,
         tags=sorted({"mapreduce", *job.tags}),
         params=params,
-        default_args={"retries": job.retries, "retry_delay": dt.timedelta(seconds=job.retry_delay_seconds)},
+        default_args={
+            "retries": job.retries,
+            "retry_delay": dt.timedelta(seconds=job.retry_delay_seconds),
+        },
     ) as dag:
         add_mapreduce_tasks(
             job,
@@ -64,6 +67,7 @@ def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
 
 def job_files(folder: Path) -> list[Path]:
     """YAML files under `folder`, skipping hidden and underscore-prefixed names."""
+    folder = folder.resolve()
     return sorted(
         path
         for path in folder.rglob("*")
@@ -109,7 +113,8 @@ class _InvalidJobs(DAG):
     """Carries YAML problems into Airflow's import errors without hiding valid DAGs."""
 
     def validate(self) -> None:
-        raise JobSpecError("airflow-mapreduce job files", list(self.doc_md.split("\n\n")))
+        problems = (self.doc_md or "").split("\n\n")
+        raise InvalidJobFilesError(problems)
 
 
 def _invalid_jobs_dag(problems: Iterable[str]) -> DAG:

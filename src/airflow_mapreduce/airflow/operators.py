@@ -183,7 +183,8 @@ class LocalWorkerOperator(BaseOperator):
         )
         if result.exit_code != 0:
             raise TaskFailedError(
-                f"worker exited with code {result.exit_code} on {self.task_spec_uri}: {result.output}"
+                f"worker exited with code {result.exit_code} on {self.task_spec_uri}: "
+                f"{result.output}"
             )
 
     def _protocols(self) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk import TaskGroup
+from airflow.sdk import TaskGroup, XComArg
 
 from airflow_mapreduce.airflow.backends import expand_worker_tasks
 from airflow_mapreduce.airflow.operators import (
@@ -43,7 +43,7 @@ def add_mapreduce_tasks(
         work_uri=job.work,
         num_reducers=job.reducers if num_reducers is None else num_reducers,
     )
-    plan_uri = plan.output["plan_uri"]
+    plan_uri = XComArg(plan, key="plan_uri")
     follower: dict[str, Any] = {"plan_uri": plan_uri, "aws_conn_id": job.storage.aws_conn_id}
     maps = expand_worker_tasks(job, "map", plan.output, job_dir)
     commit = MapReduceCommitOperator(task_id="commit", **follower)

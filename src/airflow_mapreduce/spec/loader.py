@@ -138,8 +138,9 @@ def _walk(
             here = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in seen:
                 dotted = ".".join(str(p) for p in (*path, key))
-                yield here, (
-                    f"{dotted}: duplicate key (first at line {seen[key][0]}); keep only one"
+                yield (
+                    here,
+                    (f"{dotted}: duplicate key (first at line {seen[key][0]}); keep only one"),
                 )
             seen[key] = here
             yield from _walk(value_node, (*path, key), locations)

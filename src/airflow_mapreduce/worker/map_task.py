@@ -54,7 +54,9 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
                     out.write(line)
                     records += 1
                     written += len(line)
-        part = PartFile(partition=spec.task_index, uri=spec.output_uri, records=records, bytes=written)
+        part = PartFile(
+            partition=spec.task_index, uri=spec.output_uri, records=records, bytes=written
+        )
         return _commit(files, spec, attempt, [part], input_records, records, counters)
 
     num_partitions = spec.job.num_partitions
@@ -66,21 +68,20 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
             buckets[partition_of(key, num_partitions)].append((key, value))
     _count(counters, "map_output_records", sum(len(b) for b in buckets))
 
-    combiner = (
-        Step(spec.job.combiner, "combiner", codec, counters) if spec.job.combiner else None
-    )
+    combiner = Step(spec.job.combiner, "combiner", codec, counters) if spec.job.combiner else None
     attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)
     parts = []
     for partition, bucket in enumerate(buckets):
         bucket.sort(key=itemgetter(0))  # stable: values keep their map order per key
+        combined = bucket
         if combiner is not None and bucket:
             _count(counters, "combine_input_records", len(bucket))
-            bucket = sorted(combiner.reduce_records(bucket), key=itemgetter(0))
-            _count(counters, "combine_output_records", len(bucket))
+            combined = sorted(combiner.reduce_records(bucket), key=itemgetter(0))
+            _count(counters, "combine_output_records", len(combined))
         uri = join_uri(attempt_dir, f"part-{partition:05d}")
-        data = b"".join(join_record(k, v) for k, v in bucket)
+        data = b"".join(join_record(k, v) for k, v in combined)
         files.write_bytes(uri, data)
-        parts.append(PartFile(partition=partition, uri=uri, records=len(bucket), bytes=len(data)))
+        parts.append(PartFile(partition=partition, uri=uri, records=len(combined), bytes=len(data)))
     output_records = sum(p.records for p in parts)
     return _commit(files, spec, attempt, parts, input_records, output_records, counters)
 

@@ -22,7 +22,9 @@ def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
     input_records = 0
     parts = []
     for partition in sorted(spec.inputs):
-        seen = _Counted(heapq.merge(*(iter_run(files, u) for u in spec.inputs[partition]), key=itemgetter(0)))
+        seen = _Counted(
+            heapq.merge(*(iter_run(files, u) for u in spec.inputs[partition]), key=itemgetter(0))
+        )
         records = written = 0
         with files.open_write(spec.outputs[partition]) as out:
             for line in reducer.reduce_output_lines(seen):
@@ -31,7 +33,9 @@ def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
                 written += len(line)
         input_records += seen.count
         parts.append(
-            PartFile(partition=partition, uri=spec.outputs[partition], records=records, bytes=written)
+            PartFile(
+                partition=partition, uri=spec.outputs[partition], records=records, bytes=written
+            )
         )
     output_records = sum(p.records for p in parts)
     group = counters.setdefault(COUNTERS, {})

@@ -60,9 +60,7 @@ class Step:
             env=env,
         )
 
-    def _map_pairs(
-        self, block: bytes, start: int, split: InputSplit
-    ) -> Iterator[tuple[Any, Any]]:
+    def _map_pairs(self, block: bytes, start: int, split: InputSplit) -> Iterator[tuple[Any, Any]]:
         assert self.spec.callable is not None
         function = load_callable(self.spec.callable, self.role)
         for offset, line in split_lines(block, start):
@@ -75,7 +73,9 @@ class Step:
                 ) from exc
 
     # Reduce side (records sorted by key) ------------------------------------------------
-    def reduce_records(self, records: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    def reduce_records(
+        self, records: Iterable[tuple[bytes, bytes]]
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Combiner use: output stays in the shuffle's codec."""
         if self.spec.command is not None:
             return (split_record(line) for line in self._reduce_lines(records))

@@ -8,12 +8,13 @@ task log and the last ones are quoted if the command fails.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO
+from typing import IO, cast
 
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.plan.tasks import Counters
@@ -44,6 +45,7 @@ def run_command(
             "(image or local folder) and be executable."
         ) from None
     assert proc.stdin and proc.stdout and proc.stderr
+    stdout = cast(io.BufferedReader, proc.stdout)
     feeder = _Feeder(proc.stdin, chunks)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
     reader = threading.Thread(
@@ -54,7 +56,7 @@ def run_command(
     finished = False
     try:
         tail = b""
-        while chunk := proc.stdout.read1(1 << 16):
+        while chunk := stdout.read1(1 << 16):
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()
             yield from lines
