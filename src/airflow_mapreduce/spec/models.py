@@ -151,6 +151,10 @@ class JobSpec(Model):
     retries: int = Field(default=2, ge=0)
     retry_delay_seconds: int = Field(default=10, ge=0)
 
+    # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
+
+    # Work-queue settings (queue-pulling backends).
+
     @model_validator(mode="after")
     def _reducer_matches_reducers(self) -> JobSpec:
         if self.reducers > 0 and self.reducer is None:
