@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_mapreduce.errors import PlanError
-from airflow_mapreduce.plan.splits import group_splits, plan_splits
+from airflow_mapreduce.plan.splits import group_splits, list_input, plan_splits
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.records import read_split, split_lines
 
@@ -99,3 +99,23 @@ def test_grouping_caps_tasks_and_keeps_every_split_once(tmp_path: Path) -> None:
     loads = [sum(s.length or 0 for s in g) for g in groups]
     assert max(loads) - min(loads) <= max(s.length or 0 for s in splits)
     assert group_splits(splits, max_tasks=7, sizes={}) == groups  # deterministic
+
+
+def test_globs_and_files_are_taken_exactly_as_matched(tmp_path: Path) -> None:
+    for name in ("_private.py", "public.py", ".hidden.py"):
+        (tmp_path / name).write_bytes(b"x\n")
+    files = FileSystems()
+    matched = {s.uri for s in plan_splits(files, f"file://{tmp_path}/*.py", 10)}
+    # fsspec's glob (unlike a shell's) lets '*' match a leading dot too.
+    assert matched == {f"file://{tmp_path}/{n}" for n in ("_private.py", "public.py", ".hidden.py")}
+    [single] = plan_splits(files, f"file://{tmp_path}/_private.py", 10)
+    assert single.uri == f"file://{tmp_path}/_private.py"
+
+
+def test_hidden_objects_under_a_folder_are_reported_not_dropped_silently(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_bytes(b"x\n")
+    (tmp_path / "_temporary").mkdir()
+    (tmp_path / "_temporary" / "part-0").write_bytes(b"y\n")
+    inputs, skipped = list_input(FileSystems(), f"file://{tmp_path}/")
+    assert inputs == [f"file://{tmp_path}/data.txt"]
+    assert skipped == [f"file://{tmp_path}/_temporary/part-0"]

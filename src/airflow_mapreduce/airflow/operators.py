@@ -86,6 +86,11 @@ class MapReducePlanOperator(BaseOperator):
             plan.num_splits, plan.input_bytes, plan.num_map_tasks,
             plan.job.num_partitions, input_uri, output_uri,
         )  # fmt: skip
+        if plan.skipped_inputs:
+            self.log.info(
+                "Skipped %d hidden object(s) under the input (names starting with '_' or '.'): %s",
+                len(plan.skipped_inputs), ", ".join(plan.skipped_inputs[:20]),
+            )  # fmt: skip
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
         return spec_uris
 

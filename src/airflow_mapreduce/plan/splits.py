@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 import posixpath
 
+import fsspec
+
 from airflow_mapreduce.errors import PlanError
 from airflow_mapreduce.plan.tasks import InputSplit
 from airflow_mapreduce.storage import FileSystems
@@ -17,18 +19,45 @@ from airflow_mapreduce.storage import FileSystems
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
 
 
-def is_hidden(uri: str) -> bool:
-    """Hadoop's rule: names starting with '_' or '.' (e.g. _SUCCESS) are not input."""
-    return posixpath.basename(uri.rstrip("/")).startswith(("_", "."))
+def list_input(files: FileSystems, input_uri: str) -> tuple[list[str], list[str]]:
+    """(input objects, skipped hidden objects) of a file, glob, folder or prefix.
+
+    A file or glob is taken exactly as matched. Under a folder, names starting with '_' or
+    '.' are skipped, as Hadoop and Spark do, so a previous job's output folder (with its
+    _SUCCESS, _manifest.json, _temporary) reads as data only; the planner logs them.
+    """
+    found = files.find(input_uri)
+    if fsspec.core.has_magic(input_uri) or found == [input_uri]:
+        return found, []
+    root = input_uri.rstrip("/") + "/"
+    inputs: list[str] = []
+    skipped: list[str] = []
+    for uri in found:
+        relative = uri[len(root) :] if uri.startswith(root) else posixpath.basename(uri)
+        hidden = any(part.startswith(("_", ".")) for part in relative.split("/"))
+        (skipped if hidden else inputs).append(uri)
+    return inputs, skipped
 
 
 def plan_splits(files: FileSystems, input_uri: str, split_size: int) -> list[InputSplit]:
-    found = [uri for uri in files.find(input_uri) if not is_hidden(uri)]
+    """Line-aligned splits of everything the input URI names; fails if it names nothing."""
+    found, skipped = list_input(files, input_uri)
+    require_input(input_uri, found, skipped)
+    return splits_of(files, found, split_size)
+
+
+def require_input(input_uri: str, found: list[str], skipped: list[str]) -> None:
     if not found:
+        hidden = f" (only hidden objects: {', '.join(skipped[:5])})" if skipped else ""
         raise PlanError(
-            f"input {input_uri} matched no objects; expected a file, a folder or prefix "
-            "holding files, or a glob. Check the URI (and its templated date) and credentials."
+            f"input {input_uri} matched no objects{hidden}; expected a file, a folder or "
+            "prefix holding files, or a glob. Check the URI (and its templated date) and "
+            "credentials."
         )
+
+
+def splits_of(files: FileSystems, found: list[str], split_size: int) -> list[InputSplit]:
+    """Line-aligned splits of the given objects (see list_input)."""
     splits: list[InputSplit] = []
     for uri in found:
         size = files.size(uri)

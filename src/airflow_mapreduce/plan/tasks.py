@@ -108,6 +108,9 @@ class RunPlan(Model):
     num_splits: int
     input_bytes: int
     job: JobRuntime
+    skipped_inputs: list[str] = Field(
+        default_factory=list, description="Hidden objects ('_' or '.' names) under the input."
+    )
 
 
 class ShufflePlan(Model):
