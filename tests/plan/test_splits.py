@@ -90,7 +90,7 @@ def test_grouping_caps_tasks_and_keeps_every_split_once(tmp_path: Path) -> None:
         (tmp_path / f"f{i:02d}.txt").write_bytes(b"x" * rng.randint(1, 5000) + b"\n")
     files = FileSystems()
     splits = plan_splits(files, f"file://{tmp_path}", 1000)
-    groups = group_splits(splits, max_tasks=7, sizes={})
+    groups = group_splits(splits, max_tasks=7, sizes={}, target_bytes=1000)
     assert len(groups) == 7
     flat = [s for g in groups for s in g]
     assert sorted(flat, key=lambda s: (s.uri, s.offset)) == sorted(
@@ -98,7 +98,16 @@ def test_grouping_caps_tasks_and_keeps_every_split_once(tmp_path: Path) -> None:
     )
     loads = [sum(s.length or 0 for s in g) for g in groups]
     assert max(loads) - min(loads) <= max(s.length or 0 for s in splits)
-    assert group_splits(splits, max_tasks=7, sizes={}) == groups  # deterministic
+    assert group_splits(splits, 7, {}, 1000) == groups  # deterministic
+
+
+def test_small_objects_share_tasks(tmp_path: Path) -> None:
+    for i in range(40):
+        (tmp_path / f"f{i:02d}.txt").write_bytes(b"y" * 99 + b"\n")  # 100 bytes each
+    splits = plan_splits(FileSystems(), f"file://{tmp_path}", 1000)
+    groups = group_splits(splits, max_tasks=256, sizes={}, target_bytes=1000)
+    assert len(groups) == 4  # 4000 bytes at 1000 bytes per task
+    assert sorted(s.uri for g in groups for s in g) == sorted(s.uri for s in splits)
 
 
 def test_globs_and_files_are_taken_exactly_as_matched(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, 
     if not splits:
         raise PlanError(f"input {target.input_uri} holds only empty objects; nothing to map")
     sizes = {s.uri: files.size(s.uri) for s in splits if s.length is None}
-    groups = group_splits(splits, target.max_map_tasks, sizes)
+    groups = group_splits(splits, target.max_map_tasks, sizes, job.input.split_size)
     runtime = JobRuntime.from_job(job, num_partitions=target.num_reducers)
 
     # A new attempt at this output: whatever is there is no longer a committed result.

@@ -77,16 +77,19 @@ def split_weight(split: InputSplit, files_sizes: dict[str, int]) -> int:
 
 
 def group_splits(
-    splits: list[InputSplit], max_tasks: int, sizes: dict[str, int]
+    splits: list[InputSplit], max_tasks: int, sizes: dict[str, int], target_bytes: int
 ) -> list[list[InputSplit]]:
-    """At most max_tasks groups of nearly equal bytes (largest-first onto the lightest).
+    """Groups of nearly equal bytes (largest-first onto the lightest): no more than
+    max_tasks, and no more than one per target_bytes of input, so many small objects
+    share a task instead of paying a task (a pod) each.
 
     Deterministic for the same input; each group keeps input order so a task reads its
     objects sequentially.
     """
     if max_tasks < 1:
         raise PlanError(f"max_map_tasks must be >= 1, found {max_tasks}")
-    num_tasks = min(max_tasks, len(splits))
+    total = sum(split_weight(s, sizes) for s in splits)
+    num_tasks = max(1, min(max_tasks, len(splits), -(-total // target_bytes)))
     order = sorted(range(len(splits)), key=lambda i: -split_weight(splits[i], sizes))
     heap = [(0, task) for task in range(num_tasks)]
     members: list[list[int]] = [[] for _ in range(num_tasks)]
