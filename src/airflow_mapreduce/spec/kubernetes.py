@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from airflow_mapreduce.spec.validators import check_quantity, parse_quantity
+from airflow_mapreduce.spec.validators import FieldError, check_quantity, parse_quantity
 
 Quantity = Annotated[
     str | int | float,
@@ -32,9 +32,10 @@ class ResourcesSpec(_Model):
         for name, limit in self.limits.items():
             request = self.requests.get(name)
             if request is not None and parse_quantity(request) > parse_quantity(limit):
-                raise ValueError(
+                raise FieldError(
+                    ("requests", name),
                     f"requests.{name} ({request}) is above limits.{name} ({limit}); "
-                    "Kubernetes rejects such a pod: lower the request or raise the limit"
+                    "Kubernetes rejects such a pod: lower the request or raise the limit",
                 )
         return self
 
@@ -49,7 +50,7 @@ class TolerationSpec(_Model):
     @model_validator(mode="after")
     def _exists_takes_no_value(self) -> TolerationSpec:
         if self.operator == "Exists" and self.value is not None:
-            raise ValueError("operator Exists takes no 'value'; remove it or use operator Equal")
+            raise FieldError("value", "operator Exists takes no 'value'; remove it or use Equal")
         return self
 
 
@@ -66,8 +67,9 @@ class SecurityContextSpec(_Model):
     @model_validator(mode="after")
     def _root_needs_opt_out(self) -> SecurityContextSpec:
         if self.run_as_user == 0 and self.run_as_non_root:
-            raise ValueError(
+            raise FieldError(
+                "run_as_user",
                 "run_as_user 0 is root but run_as_non_root is true; use a non-zero uid "
-                "(the default 1000) or set run_as_non_root: false deliberately"
+                "(the default 1000) or set run_as_non_root: false deliberately",
             )
         return self

@@ -19,7 +19,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec.models import DAG_ID_PATTERN, JobSpec
+from airflow_mapreduce.spec.models import (
+    DAG_ID_PATTERN,
+    ENV_NAME_PATTERN,
+    K8S_NAME_PATTERN,
+    JobSpec,
+)
+from airflow_mapreduce.spec.validators import FieldError
 from airflow_mapreduce.storage import resolve_uri
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -138,6 +144,9 @@ def describe_validation_error(
     problems: list[str] = []
     for error in exc.errors():
         loc = _field_path(tuple(error["loc"]))
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):  # a model rule about one of its fields
+            loc = (*loc, *cause.field)
         file, line, col = _nearest_location(loc, locations, source)
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         problem = f"{file}:{line}:{col}: {dotted}: {_message(error, loc)}"
@@ -165,6 +174,9 @@ _EXPECTED = {
 }
 _PATTERNS = {
     DAG_ID_PATTERN: "letters, digits, '_', '.' and '-' only (no spaces)",
+    K8S_NAME_PATTERN: "a Kubernetes name: lowercase letters, digits, '-' and '.'",
+    ENV_NAME_PATTERN: "an environment variable name: letters, digits and '_', not starting "
+    "with a digit",
 }
 
 
@@ -192,12 +204,6 @@ def _message(error: Any, loc: FieldPath) -> str:
         return f"expected a number {op} {bound}, found {found!r}"
     if kind == "string_pattern_mismatch":
         rule = _PATTERNS.get(ctx["pattern"], f"a value matching {ctx['pattern']}")
-        if "a-z0-9" in str(ctx["pattern"]):
-            rule = "a Kubernetes name: lowercase letters, digits, '-' and '.'"
-        elif "A-Za-z_" in str(ctx["pattern"]):
-            rule = (
-                "an environment variable name: letters, digits and '_', not starting with a digit"
-            )
         return f"expected {rule}, found {found!r}"
     if kind in ("string_too_long", "too_long"):
         return f"expected at most {ctx.get('max_length')} characters/items, found {len(found)}"
@@ -291,4 +297,10 @@ def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
     problem = getattr(exc, "problem", None) or str(exc)
+    if "could not determine a constructor" in problem:
+        tag = problem.rsplit("tag:yaml.org,2002:", 1)[-1].rstrip("'")
+        return (
+            f"{where}: not valid YAML: the tag !!{tag} is not allowed; job files are plain "
+            "data (safe YAML): write the value itself"
+        )
     return f"{where}: not valid YAML: {problem}; check indentation and quoting"

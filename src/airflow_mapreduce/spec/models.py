@@ -23,7 +23,12 @@ from airflow_mapreduce.spec.kubernetes import (
     TolerationSpec,
 )
 from airflow_mapreduce.spec.quantities import ByteSize
-from airflow_mapreduce.spec.validators import URI_PATTERN, check_schedule, check_uri
+from airflow_mapreduce.spec.validators import (
+    URI_PATTERN,
+    FieldError,
+    check_schedule,
+    check_uri,
+)
 
 # Airflow's own rule for dag and task ids (airflow.utils.helpers.KEY_REGEX).
 DAG_ID_PATTERN = r"^[\w.-]+$"
@@ -32,10 +37,10 @@ _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 Backend = Literal["local", "kubernetes"]
 
 # Kubernetes object names (DNS-1123 subdomain) and env var names (C identifiers).
-K8sName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", max_length=253)
-]
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
@@ -193,9 +198,10 @@ class KubernetesSpec(Model):
     @model_validator(mode="after")
     def _one_way_to_size_pods(self) -> KubernetesSpec:
         if (self.cpu or self.memory) and (self.map_resources or self.reduce_resources):
-            raise ValueError(
+            raise FieldError(
+                "map_resources" if self.map_resources else "reduce_resources",
                 "give either cpu/memory (same for every pod) or map_resources/"
-                "reduce_resources (per phase), not both"
+                "reduce_resources (per phase), not both",
             )
         return self
 
@@ -269,33 +275,40 @@ class JobSpec(Model):
     @model_validator(mode="after")
     def _dates_fit_the_schedule(self) -> JobSpec:
         if self.schedule is not None and self.start_date is None:
-            raise ValueError(
+            raise FieldError(
+                "schedule",
                 f"schedule {self.schedule!r} needs a start_date (the first interval starts "
-                "there); add e.g. start_date: 2024-01-01, or set schedule: null"
+                "there); add e.g. start_date: 2024-01-01, or set schedule: null",
             )
         if self.catchup and self.schedule is None:
-            raise ValueError("catchup needs a schedule; set schedule or catchup: false")
+            raise FieldError("catchup", "catchup needs a schedule; set schedule or catchup: false")
         if (
             self.start_date
             and self.end_date
             and _as_datetime(self.end_date) < _as_datetime(self.start_date)
         ):
-            raise ValueError(
-                f"end_date {self.end_date} is before start_date {self.start_date}; swap them"
+            raise FieldError(
+                "end_date",
+                f"end_date {self.end_date} is before start_date {self.start_date}; swap them",
             )
         return self
 
     @model_validator(mode="after")
     def _reducer_matches_reducers(self) -> JobSpec:
         if self.reducers > 0 and self.reducer is None:
-            raise ValueError(
+            raise FieldError(
+                "reducers",
                 f"reducers is {self.reducers} but no 'reducer' is given; add a reducer "
-                "or set reducers: 0 for a map-only job"
+                "or set reducers: 0 for a map-only job",
             )
         if self.reducers == 0 and self.reducer is not None:
-            raise ValueError("reducers is 0 (map-only) but a 'reducer' is given; remove one")
+            raise FieldError(
+                "reducer", "reducers is 0 (map-only) but a 'reducer' is given; remove one"
+            )
         if self.reducers == 0 and self.combiner is not None:
-            raise ValueError("a combiner needs reducers >= 1; a map-only job has no shuffle")
+            raise FieldError(
+                "combiner", "a combiner needs reducers >= 1; a map-only job has no shuffle"
+            )
         return self
 
     @property

@@ -38,6 +38,14 @@ _SUFFIX: dict[str, int | Decimal] = {
 }  # fmt: skip
 
 
+class FieldError(ValueError):
+    """A model-level rule broken by one field: the loader reports it at that field's line."""
+
+    def __init__(self, field: str | tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = (field,) if isinstance(field, str) else field
+
+
 def check_schedule(value: str) -> str:
     """A cron expression (5 or 6 fields) or an Airflow preset; raise ValueError otherwise."""
     text = value.strip()
