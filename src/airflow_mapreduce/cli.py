@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +13,7 @@ import yaml
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.spec.folder import job_files, load_jobs
 from airflow_mapreduce.spec.loader import load_job_file
+from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.schema import job_json_schema_text
 
 app = typer.Typer(help="MapReduce jobs on Kubernetes as Airflow DAGs.", no_args_is_help=True)
@@ -49,9 +52,6 @@ def schema() -> None:
 @app.command()
 def render(
     file: Annotated[Path, typer.Argument(help="One job YAML file.")],
-    run_id: Annotated[str, typer.Option(help="Run id shown in paths and pod names.")] = (
-        "manual__render"
-    ),
 ) -> None:
     """Print the effective spec (defaults.yaml merged), the task graph and the exact pods."""
     try:
@@ -59,11 +59,18 @@ def render(
     except JobSpecError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    # Airflow logs to stdout; keep stdout for the YAML document alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        document = _rendered(job, file)
+    typer.echo(yaml.safe_dump(document, sort_keys=False, width=100))
+
+
+def _rendered(job: JobSpec, file: Path) -> dict[str, Any]:
     from airflow_mapreduce.airflow.factory import build_dag
     from airflow_mapreduce.airflow.pods import render_worker_pods
 
     dag = build_dag(job, job_dir=str(file.resolve().parent))
-    document: dict[str, Any] = {
+    return {
         "spec": job.model_dump(mode="json"),
         "tasks": [
             {
@@ -75,9 +82,8 @@ def render(
             for task in dag.topological_sort()  # type: ignore[no-untyped-call]
         ],
         "params": {name: dag.params[name] for name in dag.params},
-        "pods": render_worker_pods(dag, run_id=run_id) if job.backend == "kubernetes" else {},
+        "pods": render_worker_pods(dag) if job.backend == "kubernetes" else {},
     }
-    typer.echo(yaml.safe_dump(document, sort_keys=False, width=100))
 
 
 def main() -> None:

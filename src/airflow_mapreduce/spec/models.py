@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -223,7 +224,13 @@ class JobSpec(Model):
     )
     tags: list[str] = Field(default_factory=list)
     max_active_runs: int | None = Field(default=None, ge=1)
-    dagrun_timeout: dt.timedelta | None = Field(
+    dagrun_timeout: (
+        Annotated[
+            dt.timedelta,
+            WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}),
+        ]
+        | None
+    ) = Field(
         default=None, description="Seconds, 'HH:MM:SS' or ISO 8601 (PT2H); the run fails after it."
     )
     owner: str = "airflow"
