@@ -7,10 +7,10 @@ from typing import IO
 
 from airflow_mapreduce.plan.tasks import InputSplit
 from airflow_mapreduce.storage import FileSystems
-from airflow_mapreduce.worker.codec import split_record
 
 READ_BLOCK = 1 << 20
 SCAN_BLOCK = 1 << 16
+SPLIT_BLOCK = 4 << 20
 
 
 def read_split(files: FileSystems, split: InputSplit) -> tuple[int, bytes]:
@@ -23,6 +23,47 @@ def read_split(files: FileSystems, split: InputSplit) -> tuple[int, bytes]:
         end = _next_line_start(f, split.offset + split.length)
         f.seek(start)
         return start, f.read(end - start) if end > start else b""
+
+
+def iter_split_blocks(
+    files: FileSystems, split: InputSplit, block_size: int = SPLIT_BLOCK
+) -> Iterator[tuple[int, bytes]]:
+    """The split's lines (as in read_split) in blocks of whole lines, with their offsets.
+
+    Memory stays at about one block whatever the split size; offsets of a compressed
+    file count decompressed bytes.
+    """
+    if split.length is None:
+        with files.open_read(split.uri, compression=split.compression) as f:
+            yield from _line_blocks(iter(lambda: f.read(block_size), b""), 0)
+        return
+    with files.open_read(split.uri) as f:
+        start = _next_line_start(f, split.offset)
+        end = _next_line_start(f, split.offset + split.length)
+        f.seek(start)
+
+        def chunks() -> Iterator[bytes]:
+            position = start
+            while position < end and (chunk := f.read(min(block_size, end - position))):
+                position += len(chunk)
+                yield chunk
+
+        yield from _line_blocks(chunks(), start)
+
+
+def _line_blocks(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[int, bytes]]:
+    tail = b""
+    for chunk in chunks:
+        data = tail + chunk if tail else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            tail = data  # a line longer than a block: keep reading
+            continue
+        yield offset, data[:cut]
+        offset += cut
+        tail = data[cut:]
+    if tail:
+        yield offset, tail
 
 
 def _next_line_start(f: IO[bytes], position: int) -> int:
@@ -70,8 +111,7 @@ def iter_stream_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def iter_run(files: FileSystems, uri: str) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) records of one sorted run written by a map task."""
+def iter_run_lines(files: FileSystems, uri: str) -> Iterator[bytes]:
+    """Record lines of one sorted run written by a map task."""
     with files.open_read(uri) as f:
-        for line in iter_stream_lines(f):
-            yield split_record(line)
+        yield from iter_stream_lines(f)
