@@ -10,7 +10,8 @@ from airflow_mapreduce.storage import FileSystems
 
 READ_BLOCK = 1 << 20
 SCAN_BLOCK = 1 << 16
-SPLIT_BLOCK = 4 << 20
+SPLIT_BLOCK = 1 << 20
+MIN_MERGE_BLOCK = 8 << 10
 
 
 def read_split(files: FileSystems, split: InputSplit) -> tuple[int, bytes]:
@@ -100,10 +101,19 @@ def as_streaming_input(block: bytes) -> bytes:
     return block
 
 
-def iter_stream_lines(f: IO[bytes]) -> Iterator[bytes]:
+def merge_read_block(budget: int, runs: int) -> int:
+    """Read block per sorted run when merging `runs` of them within `budget` bytes.
+
+    A block's lines cost about 4x its bytes as Python objects, and a merge holds one
+    block per run at once.
+    """
+    return max(MIN_MERGE_BLOCK, min(READ_BLOCK, budget // (8 * max(runs, 1))))
+
+
+def iter_stream_lines(f: IO[bytes], block: int = READ_BLOCK) -> Iterator[bytes]:
     """Lines (without LF) of a stream, read in large blocks rather than line by line."""
     tail = b""
-    while chunk := f.read(READ_BLOCK):
+    while chunk := f.read(block):
         lines = (tail + chunk).split(b"\n")
         tail = lines.pop()
         yield from lines
@@ -111,7 +121,7 @@ def iter_stream_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def iter_run_lines(files: FileSystems, uri: str) -> Iterator[bytes]:
+def iter_run_lines(files: FileSystems, uri: str, block: int = READ_BLOCK) -> Iterator[bytes]:
     """Record lines of one sorted run written by a map task."""
     with files.open_read(uri) as f:
-        yield from iter_stream_lines(f)
+        yield from iter_stream_lines(f, block)

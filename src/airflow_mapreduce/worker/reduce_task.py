@@ -13,7 +13,7 @@ from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
 from airflow_mapreduce.worker.outputs import open_part, part_uri
-from airflow_mapreduce.worker.records import iter_run_lines
+from airflow_mapreduce.worker.records import iter_run_lines, merge_read_block
 from airflow_mapreduce.worker.steps import Step
 
 
@@ -54,7 +54,9 @@ def _run(
             spec.job.reducer, "reducer", codec, fmt, counters, reduce_env(spec, attempt, partition)
         )
         # Runs are sorted by key; merging by key (not line) is right for any separator.
-        runs = (iter_run_lines(files, u) for u in spec.inputs[partition])
+        uris = spec.inputs[partition]
+        block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
+        runs = (iter_run_lines(files, u, block) for u in uris)
         seen = _Counted(heapq.merge(*runs, key=fmt.key_of))
         uri = part_uri(spec.outputs[partition], formats)
         with open_part(files, uri, formats, fmt.separator) as writer:

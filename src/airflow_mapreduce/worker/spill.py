@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from airflow_mapreduce.worker.keys import RecordFormat
-from airflow_mapreduce.worker.records import iter_stream_lines
+from airflow_mapreduce.worker.records import iter_stream_lines, merge_read_block
 
 # Cost of a line in the buffer beyond its bytes: the bytes object header and list slot.
 LINE_OVERHEAD = 56
@@ -87,7 +87,8 @@ class SortBuffer:
             if not runs:
                 yield partition, iter(in_memory)
                 continue
-            streams: list[Iterable[bytes]] = [_read_run(path) for path in runs]
+            block = merge_read_block(self.budget, len(runs))
+            streams: list[Iterable[bytes]] = [_read_run(path, block) for path in runs]
             streams.append(in_memory)
             key = None if self.line_ordered else self.fmt.key_of
             yield partition, heapq.merge(*streams, key=key)
@@ -107,9 +108,9 @@ class SortBuffer:
         return combined
 
 
-def _read_run(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        yield from iter_stream_lines(f)
+def _read_run(path: str, block: int) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as f:
+        yield from iter_stream_lines(f, block)
 
 
 def write_lines(f: IO[bytes], lines: Iterable[bytes]) -> int:
