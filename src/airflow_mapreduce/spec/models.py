@@ -17,6 +17,15 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_mapreduce.spec.dataplane import (
+    BadRecordSettings,
+    FormatSettings,
+    HookSettings,
+    MemorySettings,
+    PartitionerSettings,
+    StreamingSettings,
+    check_partition_fields,
+)
 from airflow_mapreduce.spec.kubernetes import (
     Quantity,
     ResourcesSpec,
@@ -266,6 +275,17 @@ class JobSpec(Model):
     retry_delay_seconds: int = Field(default=10, ge=0)
 
     # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
+    partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    formats: FormatSettings = Field(default_factory=FormatSettings)
+    bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
+    hooks: HookSettings = Field(default_factory=HookSettings)
+
+    @model_validator(mode="after")
+    def _dataplane_consistent(self) -> JobSpec:
+        check_partition_fields(self.streaming, self.partitioner)
+        return self
 
     # Work-queue settings (queue-pulling backends).
 
