@@ -1,4 +1,11 @@
-"""The commit step: verify every output part, then publish _manifest.json and _SUCCESS."""
+"""The commit step: verify every committed attempt, promote its parts, publish _SUCCESS.
+
+Order matters for readers of the output: _SUCCESS goes first (the output is no longer a
+complete result), then every part is copied from the work area (atomically per object;
+a server-side copy on S3), stale parts of an earlier run are removed, _manifest.json is
+written and _SUCCESS comes last. A commit killed at any point leaves no _SUCCESS and can
+simply be rerun: the attempts' parts stay in the work area until _SUCCESS exists.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,15 @@ from pydantic import Field
 from airflow_mapreduce.errors import CommitError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
-from airflow_mapreduce.plan.tasks import Counters, Model, PartFile, ShufflePlan, add_counters
+from airflow_mapreduce.plan.tasks import (
+    Counters,
+    Model,
+    PartFile,
+    RunPlan,
+    ShufflePlan,
+    TaskManifest,
+    add_counters,
+)
 from airflow_mapreduce.storage import FileSystems
 
 
@@ -41,17 +56,23 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         ):
             add_counters(counters, map_manifest.counters)
 
-    parts: list[PartFile] = []
+    promotions: list[tuple[PartFile, PartFile]] = []  # (attempt's part, output part)
     for manifest in manifests:
         add_counters(counters, manifest.counters)
         for part in manifest.files:
-            if not files.exists(part.uri) or files.size(part.uri) != part.bytes:
-                raise CommitError(
-                    f"{phase}[{manifest.task_index}] reported {part.uri} with {part.bytes} bytes, "
-                    "but it is missing or has another size; rerun that task."
-                )
-            parts.append(part)
-    parts.sort(key=lambda p: p.uri)
+            _check_attempt_part(files, layout, phase, manifest, part)
+            dest = (
+                output.map_part_uri(manifest.task_index)
+                if phase == "map"
+                else output.part_uri(part.partition)
+            )
+            promotions.append((part, part.model_copy(update={"uri": dest})))
+    promotions.sort(key=lambda pair: pair[1].uri)
+
+    files.remove(output.success_uri)
+    for source, dest in promotions:
+        files.copy(source.uri, dest.uri)
+    parts = [dest for _, dest in promotions]
     _remove_stale_parts(files, output, {p.uri for p in parts})
 
     result = OutputManifest(
@@ -66,12 +87,39 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
-    if not plan.keep_intermediate:
-        # The default work root lives inside the output: remove it whole so that only
-        # data, _manifest.json and _SUCCESS remain.
-        own_work_root = plan.work_uri == output.default_work_root
-        files.remove(plan.work_uri if own_work_root else layout.run_root, recursive=True)
+    if plan.keep_intermediate is not True:  # False and "on_failure" both clean up on success
+        remove_intermediate(files, plan)
     return result
+
+
+def remove_intermediate(files: FileSystems, plan: RunPlan) -> None:
+    """Delete the run's work area (task specs, map runs, every attempt)."""
+    output = OutputLayout(plan.output_uri)
+    # The default work root lives inside the output: remove it whole so that only
+    # data, _manifest.json and _SUCCESS remain.
+    if plan.work_uri == output.default_work_root:
+        files.remove(plan.work_uri, recursive=True)
+    else:
+        files.remove(RunLayout(plan.work_uri, plan.dag_id, plan.run_id).run_root, recursive=True)
+
+
+def _check_attempt_part(
+    files: FileSystems, layout: RunLayout, phase: str, manifest: TaskManifest, part: PartFile
+) -> None:
+    where = f"{phase}[{manifest.task_index}]"
+    attempt_dir = RunLayout.attempt_dir_of(layout.task_dir(phase, manifest.task_index), "")
+    if not part.uri.startswith(attempt_dir) or "/../" in part.uri:
+        # Only this task's own attempt folders may become output, never a foreign object.
+        raise CommitError(
+            f"{where}: manifest names {part.uri}, outside its attempt folders "
+            f"{attempt_dir}*; the manifest was not written by this run's worker. "
+            f"Rerun {phase}[{manifest.task_index}]."
+        )
+    if not files.exists(part.uri) or files.size(part.uri) != part.bytes:
+        raise CommitError(
+            f"{where} attempt {manifest.attempt} reported {part.uri} with {part.bytes} bytes, "
+            f"but it is missing or has another size; rerun {phase}[{manifest.task_index}]."
+        )
 
 
 def _remove_stale_parts(files: FileSystems, output: OutputLayout, keep: set[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 import zlib
 from operator import itemgetter
@@ -44,9 +45,11 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     mapper = Step(spec.job.mapper, "mapper", codec, counters)
     input_records = 0
 
-    if spec.output_uri is not None:  # map-only: the mapper writes the job's output
+    attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)
+    if spec.output_uri is not None:  # map-only: the commit step promotes it to output_uri
         records = written = 0
-        with files.open_write(spec.output_uri) as out:
+        uri = join_uri(attempt_dir, posixpath.basename(spec.output_uri))
+        with files.open_write(uri) as out:
             for split in spec.splits:
                 start, block = read_split(files, split)
                 input_records += _count_lines(block)
@@ -55,7 +58,7 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
                     records += 1
                     written += len(line)
         part = PartFile(
-            partition=spec.task_index, uri=spec.output_uri, records=records, bytes=written
+            partition=spec.task_index, uri=uri, records=records, bytes=written
         )
         return _commit(files, spec, attempt, [part], input_records, records, counters)
 
@@ -69,7 +72,6 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     _count(counters, "map_output_records", sum(len(b) for b in buckets))
 
     combiner = Step(spec.job.combiner, "combiner", codec, counters) if spec.job.combiner else None
-    attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)
     parts = []
     for partition, bucket in enumerate(buckets):
         bucket.sort(key=itemgetter(0))  # stable: values keep their map order per key

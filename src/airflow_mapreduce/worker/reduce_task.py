@@ -6,8 +6,9 @@ import heapq
 from collections.abc import Iterator
 from operator import itemgetter
 
+from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.storage import FileSystems, join_uri
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
 from airflow_mapreduce.worker.records import iter_run
@@ -26,7 +27,9 @@ def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
             heapq.merge(*(iter_run(files, u) for u in spec.inputs[partition]), key=itemgetter(0))
         )
         records = written = 0
-        with files.open_write(spec.outputs[partition]) as out:
+        # Into this attempt's folder; the commit step promotes it to spec.outputs[partition].
+        uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), f"part-{partition:05d}")
+        with files.open_write(uri) as out:
             for line in reducer.reduce_output_lines(seen):
                 out.write(line)
                 records += 1
@@ -34,7 +37,7 @@ def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
         input_records += seen.count
         parts.append(
             PartFile(
-                partition=partition, uri=spec.outputs[partition], records=records, bytes=written
+                partition=partition, uri=uri, records=records, bytes=written
             )
         )
     output_records = sum(p.records for p in parts)
