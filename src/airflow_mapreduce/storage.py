@@ -183,6 +183,19 @@ class FileSystems:
             return
         fs.copy(source, dest)
 
+    def find_all(self, uri: str) -> list[str]:
+        """Every object under a folder/prefix; empty if there is none."""
+        try:
+            return self.find(uri) if self.exists(uri) else []
+        except FileNotFoundError:
+            return []
+
+    def remove_many(self, uris: list[str]) -> None:
+        """Delete objects (batched on object stores); missing ones are fine."""
+        if uris:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs(uris[0]).rm(uris)
+
     def remove(self, uri: str, recursive: bool = False) -> None:
         fs = self.fs(uri)
         with contextlib.suppress(FileNotFoundError):

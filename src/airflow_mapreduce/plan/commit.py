@@ -25,7 +25,7 @@ from airflow_mapreduce.plan.tasks import (
     TaskManifest,
     add_counters,
 )
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.storage import FileSystems, MissingObjectError
 
 
 class OutputManifest(Model):
@@ -40,7 +40,13 @@ class OutputManifest(Model):
 
 
 def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
-    plan = read_plan(files, plan_uri)
+    try:
+        plan = read_plan(files, plan_uri)
+    except MissingObjectError:
+        # The plan is the last object a successful commit deletes: a retry of that commit.
+        if committed := _committed_without_plan(files, plan_uri):
+            return committed
+        raise
     layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
     output = OutputLayout(plan.output_uri)
     if plan.job.num_partitions == 0:
@@ -48,6 +54,10 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     else:
         shuffle = ShufflePlan.model_validate_json(files.read_bytes(layout.shuffle_uri))
         phase, num_tasks = "reduce", shuffle.num_reduce_tasks
+    if committed := _committed_manifest(files, plan, output):
+        # A retried commit whose first try got as far as _SUCCESS: only cleanup is left.
+        _clean_up_after_success(files, plan)
+        return committed
     manifests = read_task_manifests(files, plan, phase, num_tasks, CommitError)
     counters: Counters = {}
     if phase == "reduce":
@@ -87,20 +97,59 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
-    if plan.keep_intermediate is not True:  # False and "on_failure" both clean up on success
-        remove_intermediate(files, plan)
+    _clean_up_after_success(files, plan)
     return result
 
 
+def _committed_manifest(
+    files: FileSystems, plan: RunPlan, output: OutputLayout
+) -> OutputManifest | None:
+    # The plan step removes _SUCCESS, so one that names this run was written by its commit.
+    if not files.exists(output.success_uri) or not files.exists(output.manifest_uri):
+        return None
+    manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
+    if (manifest.dag_id, manifest.run_id) != (plan.dag_id, plan.run_id):
+        return None
+    return manifest
+
+
+def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest | None:
+    """The output a cleaned-up run committed, found from a default-layout plan URI.
+
+    <output>/_temporary/<dag_id>/<run_id>/plan.json; custom work roots do not name the
+    output, so their retried commit fails with the missing plan instead.
+    """
+    run_root = posixpath.dirname(plan_uri)
+    dag_root = posixpath.dirname(run_root)
+    work_root = posixpath.dirname(dag_root)
+    if posixpath.basename(work_root) != "_temporary":
+        return None
+    output = OutputLayout(posixpath.dirname(work_root))
+    if not files.exists(output.success_uri) or not files.exists(output.manifest_uri):
+        return None
+    manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
+    layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
+    return manifest if layout.plan_uri == plan_uri else None
+
+
+def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
+    if plan.keep_intermediate is not True:  # False and "on_failure" both clean up on success
+        remove_intermediate(files, plan)
+
+
 def remove_intermediate(files: FileSystems, plan: RunPlan) -> None:
-    """Delete the run's work area (task specs, map runs, every attempt)."""
+    """Delete the run's work area (task specs, map runs, every attempt), plan.json last.
+
+    A commit retried after a partial cleanup still finds its plan and finishes the job.
+    """
     output = OutputLayout(plan.output_uri)
+    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
     # The default work root lives inside the output: remove it whole so that only
     # data, _manifest.json and _SUCCESS remain.
-    if plan.work_uri == output.default_work_root:
-        files.remove(plan.work_uri, recursive=True)
-    else:
-        files.remove(RunLayout(plan.work_uri, plan.dag_id, plan.run_id).run_root, recursive=True)
+    root = plan.work_uri if plan.work_uri == output.default_work_root else layout.run_root
+    files.remove_many([uri for uri in files.find_all(root) if uri != layout.plan_uri])
+    files.remove(layout.plan_uri)
+    files.remove(root, recursive=True)  # empty folders on local disks
 
 
 def _check_attempt_part(
