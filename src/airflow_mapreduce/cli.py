@@ -88,3 +88,29 @@ def _rendered(job: JobSpec, file: Path) -> dict[str, Any]:
 
 def main() -> None:
     app()
+
+
+# Janitor (reliability): intermediate data of old runs ---------------------------------
+@app.command()
+def janitor(
+    work: Annotated[str, typer.Option(help="Work root: a job's `work`, or <output>/_temporary.")],
+    older_than: Annotated[str, typer.Option(help="Age cut-off of a run's newest object: 7d, 12h.")],
+    delete: Annotated[bool, typer.Option(help="Delete them (default: only list).")] = False,
+) -> None:
+    """List (and with --delete remove) intermediate data of runs older than --older-than."""
+    from airflow_mapreduce.janitor import delete_runs, find_stale_runs, parse_duration
+    from airflow_mapreduce.storage import FileSystems, resolve_uri
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+    files = FileSystems()
+    runs = find_stale_runs(files, resolve_uri(work, Path.cwd()), age)
+    for run in runs:
+        typer.echo(f"{run.last_modified:%Y-%m-%dT%H:%M:%SZ}  {run.objects:6d} objects  "
+                   f"{run.bytes:12d} bytes  {run.uri}")  # fmt: skip
+    if delete:
+        delete_runs(files, runs)
+    verb = "deleted" if delete else "found (rerun with --delete to remove them)"
+    typer.echo(f"{len(runs)} run(s) older than {older_than} {verb}")

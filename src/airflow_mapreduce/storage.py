@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -40,6 +41,40 @@ def protocol_of(uri: str) -> str:
     return uri.split("://", 1)[0] if "://" in uri else "file"
 
 
+# Object stores and local files. Anything else (http://, ftp://, data:, chained "a::b"
+# URLs...) could make a job read or write where its URIs do not appear to point.
+ALLOWED_PROTOCOLS = frozenset({"file", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+
+
+def check_scheme(uri: str) -> str:
+    """The URI's protocol, or UnsafeUriError if it is not an object store or local file."""
+    protocol = protocol_of(uri)
+    if protocol not in ALLOWED_PROTOCOLS or "::" in uri:
+        raise UnsafeUriError(
+            f"{uri!r}: unsupported URL scheme {protocol!r}; expected one of "
+            f"{', '.join(sorted(ALLOWED_PROTOCOLS))}:// or a plain path"
+        )
+    return protocol
+
+
+def check_writable_root(uri: str, what: str) -> str:
+    """A root that jobs write and delete under: a supported scheme and no '..' segments.
+
+    '..' would let an output or work URI from a run's conf reach outside the prefix it
+    names (the commit and the janitor delete under these roots).
+    """
+    check_scheme(uri)
+    path = uri.split("://", 1)[1] if "://" in uri else uri
+    if ".." in path.split("/") or "\\" in path:
+        raise UnsafeUriError(
+            f"{what} {uri!r} contains '..' or a backslash; give the folder or prefix "
+            "without relative segments"
+        )
+    if not path.strip("/"):
+        raise UnsafeUriError(f"{what} {uri!r} is the filesystem root; name a folder")
+    return uri
+
+
 class FileSystems:
     """Resolves a URI to its fsspec filesystem; callers may inject configured ones.
 
@@ -52,7 +87,7 @@ class FileSystems:
         self._by_protocol: dict[str, AbstractFileSystem] = dict(overrides or {})
 
     def fs(self, uri: str) -> AbstractFileSystem:
-        protocol = protocol_of(uri)
+        protocol = check_scheme(uri)
         if protocol not in self._by_protocol:
             self._by_protocol[protocol] = fsspec.filesystem(protocol)
         return self._by_protocol[protocol]
@@ -138,6 +173,29 @@ class FileSystems:
             raise
         f.close()
 
+    def copy(self, source: str, dest: str) -> None:
+        """Copy one object; `dest` is either absent/unchanged or complete (server-side on S3)."""
+        fs = self.fs(dest)
+        if protocol_of(source) != protocol_of(dest) or isinstance(fs, LocalFileSystem):
+            # Local copies are not atomic: stream through open_write's temp-and-rename.
+            with self.open_read(source) as src, self.open_write(dest) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            return
+        fs.copy(source, dest)
+
+    def find_all(self, uri: str) -> list[str]:
+        """Every object under a folder/prefix; empty if there is none."""
+        try:
+            return self.find(uri) if self.exists(uri) else []
+        except FileNotFoundError:
+            return []
+
+    def remove_many(self, uris: list[str]) -> None:
+        """Delete objects (batched on object stores); missing ones are fine."""
+        if uris:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs(uris[0]).rm(uris)
+
     def remove(self, uri: str, recursive: bool = False) -> None:
         fs = self.fs(uri)
         with contextlib.suppress(FileNotFoundError):
@@ -152,3 +210,7 @@ class MissingObjectError(MapReduceError, FileNotFoundError):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         super().__init__(f"expected object {uri} but it does not exist")
+
+
+class UnsafeUriError(MapReduceError, ValueError):
+    """A URI with a scheme or path that could reach outside the job's storage."""

@@ -1,4 +1,11 @@
-"""The commit step: verify every output part, then publish _manifest.json and _SUCCESS."""
+"""The commit step: verify every committed attempt, promote its parts, publish _SUCCESS.
+
+Order matters for readers of the output: _SUCCESS goes first (the output is no longer a
+complete result), then every part is copied from the work area (atomically per object;
+a server-side copy on S3), stale parts of an earlier run are removed, _manifest.json is
+written and _SUCCESS comes last. A commit killed at any point leaves no _SUCCESS and can
+simply be rerun: the attempts' parts stay in the work area until _SUCCESS exists.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,16 @@ from pydantic import Field
 from airflow_mapreduce.errors import CommitError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
-from airflow_mapreduce.plan.tasks import Counters, Model, PartFile, ShufflePlan, add_counters
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.plan.tasks import (
+    Counters,
+    Model,
+    PartFile,
+    RunPlan,
+    ShufflePlan,
+    TaskManifest,
+    add_counters,
+)
+from airflow_mapreduce.storage import FileSystems, MissingObjectError, join_uri
 
 
 class OutputManifest(Model):
@@ -25,7 +40,13 @@ class OutputManifest(Model):
 
 
 def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
-    plan = read_plan(files, plan_uri)
+    try:
+        plan = read_plan(files, plan_uri)
+    except MissingObjectError:
+        # The plan is the last object a successful commit deletes: a retry of that commit.
+        if committed := _committed_without_plan(files, plan_uri):
+            return committed
+        raise
     layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
     output = OutputLayout(plan.output_uri)
     if plan.job.num_partitions == 0:
@@ -33,6 +54,10 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     else:
         shuffle = ShufflePlan.model_validate_json(files.read_bytes(layout.shuffle_uri))
         phase, num_tasks = "reduce", shuffle.num_reduce_tasks
+    if committed := _committed_manifest(files, plan, output):
+        # A retried commit whose first try got as far as _SUCCESS: only cleanup is left.
+        _clean_up_after_success(files, plan)
+        return committed
     manifests = read_task_manifests(files, plan, phase, num_tasks, CommitError)
     counters: Counters = {}
     if phase == "reduce":
@@ -41,17 +66,20 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         ):
             add_counters(counters, map_manifest.counters)
 
-    parts: list[PartFile] = []
+    promotions: list[tuple[PartFile, PartFile]] = []  # (attempt's part, output part)
     for manifest in manifests:
         add_counters(counters, manifest.counters)
         for part in manifest.files:
-            if not files.exists(part.uri) or files.size(part.uri) != part.bytes:
-                raise CommitError(
-                    f"{phase}[{manifest.task_index}] reported {part.uri} with {part.bytes} bytes, "
-                    "but it is missing or has another size; rerun that task."
-                )
-            parts.append(part)
-    parts.sort(key=lambda p: p.uri)
+            _check_attempt_part(files, layout, phase, manifest, part)
+            # An attempt's part already has its output name (part-00003, part-m-00001.gz).
+            dest = join_uri(output.root, posixpath.basename(part.uri))
+            promotions.append((part, part.model_copy(update={"uri": dest})))
+    promotions.sort(key=lambda pair: pair[1].uri)
+
+    files.remove(output.success_uri)
+    for source, dest in promotions:
+        files.copy(source.uri, dest.uri)
+    parts = [dest for _, dest in promotions]
     _remove_stale_parts(files, output, {p.uri for p in parts})
 
     result = OutputManifest(
@@ -66,12 +94,78 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
-    if not plan.keep_intermediate:
-        # The default work root lives inside the output: remove it whole so that only
-        # data, _manifest.json and _SUCCESS remain.
-        own_work_root = plan.work_uri == output.default_work_root
-        files.remove(plan.work_uri if own_work_root else layout.run_root, recursive=True)
+    _clean_up_after_success(files, plan)
     return result
+
+
+def _committed_manifest(
+    files: FileSystems, plan: RunPlan, output: OutputLayout
+) -> OutputManifest | None:
+    # The plan step removes _SUCCESS, so one that names this run was written by its commit.
+    if not files.exists(output.success_uri) or not files.exists(output.manifest_uri):
+        return None
+    manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
+    if (manifest.dag_id, manifest.run_id) != (plan.dag_id, plan.run_id):
+        return None
+    return manifest
+
+
+def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest | None:
+    """The output a cleaned-up run committed, found from a default-layout plan URI.
+
+    <output>/_temporary/<dag_id>/<run_id>/plan.json; custom work roots do not name the
+    output, so their retried commit fails with the missing plan instead.
+    """
+    run_root = posixpath.dirname(plan_uri)
+    dag_root = posixpath.dirname(run_root)
+    work_root = posixpath.dirname(dag_root)
+    if posixpath.basename(work_root) != "_temporary":
+        return None
+    output = OutputLayout(posixpath.dirname(work_root))
+    if not files.exists(output.success_uri) or not files.exists(output.manifest_uri):
+        return None
+    manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
+    layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
+    return manifest if layout.plan_uri == plan_uri else None
+
+
+def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
+    if plan.keep_intermediate is not True:  # False and "on_failure" both clean up on success
+        remove_intermediate(files, plan)
+
+
+def remove_intermediate(files: FileSystems, plan: RunPlan) -> None:
+    """Delete the run's work area (task specs, map runs, every attempt), plan.json last.
+
+    A commit retried after a partial cleanup still finds its plan and finishes the job.
+    """
+    output = OutputLayout(plan.output_uri)
+    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    # The default work root lives inside the output: remove it whole so that only
+    # data, _manifest.json and _SUCCESS remain.
+    root = plan.work_uri if plan.work_uri == output.default_work_root else layout.run_root
+    files.remove_many([uri for uri in files.find_all(root) if uri != layout.plan_uri])
+    files.remove(layout.plan_uri)
+    files.remove(root, recursive=True)  # empty folders on local disks
+
+
+def _check_attempt_part(
+    files: FileSystems, layout: RunLayout, phase: str, manifest: TaskManifest, part: PartFile
+) -> None:
+    where = f"{phase}[{manifest.task_index}]"
+    attempt_dir = RunLayout.attempt_dir_of(layout.task_dir(phase, manifest.task_index), "")
+    if not part.uri.startswith(attempt_dir) or "/../" in part.uri:
+        # Only this task's own attempt folders may become output, never a foreign object.
+        raise CommitError(
+            f"{where}: manifest names {part.uri}, outside its attempt folders "
+            f"{attempt_dir}*; the manifest was not written by this run's worker. "
+            f"Rerun {phase}[{manifest.task_index}]."
+        )
+    if not files.exists(part.uri) or files.size(part.uri) != part.bytes:
+        raise CommitError(
+            f"{where} attempt {manifest.attempt} reported {part.uri} with {part.bytes} bytes, "
+            f"but it is missing or has another size; rerun {phase}[{manifest.task_index}]."
+        )
 
 
 def _remove_stale_parts(files: FileSystems, output: OutputLayout, keep: set[str]) -> None:

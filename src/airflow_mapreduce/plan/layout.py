@@ -2,10 +2,12 @@
 
     <work>/<dag_id>/<run_id>/plan.json | shuffle.json
     <work>/<dag_id>/<run_id>/map/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
-    <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json
+    <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <output>/part-00000 ... | part-m-00000 ... (map-only) | _manifest.json | _SUCCESS
 
 A task's manifest is written last, after its data; it names the attempt whose files count.
+Workers never write the output: the commit copies the committed attempts' parts there,
+then writes _manifest.json and, last, _SUCCESS.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from airflow_mapreduce.storage import join_uri
+from airflow_mapreduce.storage import check_writable_root, join_uri
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -36,6 +38,9 @@ class RunLayout:
     work_root: str
     dag_id: str
     run_id: str
+
+    def __post_init__(self) -> None:
+        check_writable_root(self.work_root, "work URI")
 
     @property
     def run_root(self) -> str:
@@ -66,6 +71,9 @@ class RunLayout:
 @dataclass(frozen=True)
 class OutputLayout:
     root: str
+
+    def __post_init__(self) -> None:
+        check_writable_root(self.root, "output URI")
 
     def part_uri(self, partition: int) -> str:
         return join_uri(self.root, f"part-{partition:05d}")

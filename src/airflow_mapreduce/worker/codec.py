@@ -60,5 +60,5 @@ def format_output(key: Any, value: Any) -> bytes:
 
 def _text(obj: Any) -> bytes:
     if isinstance(obj, str):
-        return obj.encode()
+        return obj.encode("utf-8", "surrogateescape")  # undecodable input bytes survive
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -77,7 +78,9 @@ def _run(files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters
     parts: list[PartFile] = []
 
     if spec.output_uri is not None:  # map-only: the mapper writes the job's output
-        uri = part_uri(spec.output_uri, dataplane.formats)
+        # Into this attempt's folder; the commit step promotes it to the output.
+        final = part_uri(spec.output_uri, dataplane.formats)
+        uri = join_uri(attempt_dir, posixpath.basename(final))
         with open_part(files, uri, dataplane.formats, fmt.separator) as writer:
             for split in spec.splits:
                 blocks = source.blocks(files, split)

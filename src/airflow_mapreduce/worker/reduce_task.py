@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import heapq
+import posixpath
 from collections.abc import Iterator
 
+from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.storage import FileSystems, join_uri
 from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.hooks import task_hooks
@@ -58,7 +60,9 @@ def _run(
         block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
         runs = (iter_run_lines(files, u, block) for u in uris)
         seen = _Counted(heapq.merge(*runs, key=fmt.key_of))
-        uri = part_uri(spec.outputs[partition], formats)
+        # Into this attempt's folder; the commit step promotes it to the output.
+        final = part_uri(spec.outputs[partition], formats)
+        uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), posixpath.basename(final))
         with open_part(files, uri, formats, fmt.separator) as writer:
             reducer.reduce_into(seen, writer)
         stored = writer.bytes if formats.compression is None else files.size(uri)

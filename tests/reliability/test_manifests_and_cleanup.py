@@ -1,0 +1,209 @@
+"""Shuffle/commit refuse missing, truncated or foreign manifests; cleanup and the janitor.
+
+Each storage test runs on local files and on the real S3 server (SeaweedFS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from airflow_mapreduce.cli import app
+from airflow_mapreduce.errors import CommitError, ShuffleError
+from airflow_mapreduce.janitor import find_stale_runs, parse_duration
+from airflow_mapreduce.plan.commit import commit_run
+from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
+from airflow_mapreduce.plan.manifests import read_plan
+from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.shuffle import shuffle_run
+from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.storage import FileSystems, UnsafeUriError
+from airflow_mapreduce.worker.run import run_task
+
+from .conftest import DAGS, WORDCOUNT_JOB
+
+CALLABLE_JOB = (
+    "dag_id: wc_manifests\ninput: {uri: unused, split_size: 48KiB}\n"
+    "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper}\n"
+    "reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}\n"
+    "reducers: 2\noutput: unused\n"
+)
+
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.integration)])
+def store(request, tmp_path, small_corpus, monkeypatch) -> Iterator[tuple[FileSystems, str, str]]:  # type: ignore[no-untyped-def]
+    """(files, input URI, a fresh root URI) on local disk or S3."""
+    monkeypatch.syspath_prepend(str(DAGS))
+    if request.param == "file":
+        yield FileSystems(), f"file://{small_corpus.folder}", f"file://{tmp_path}"
+        return
+    server = request.getfixturevalue("s3_server")
+    s3 = server.filesystem()
+    bucket = f"manifests-{abs(hash(request.node.name)) % 10**8}"
+    s3.mkdir(bucket)
+    s3.put(f"{small_corpus.folder}/", f"{bucket}/input/", recursive=True)
+    yield FileSystems({"s3": s3}), f"s3://{bucket}/input/", f"s3://{bucket}/run"
+
+
+def planned(
+    files: FileSystems, input_uri: str, root: str, run_id: str = "r1", job: str = CALLABLE_JOB
+):  # type: ignore[no-untyped-def]
+    spec = parse_job_text(job)
+    target = RunTarget(spec.dag_id, run_id, input_uri, f"{root}/out", None, spec.reducers, 3)
+    plan_uri, map_specs = plan_run(files, spec, target)
+    return plan_uri, map_specs
+
+
+def test_missing_manifest_names_task_and_key(store) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    plan_uri, map_specs = planned(files, input_uri, root)
+    for uri in map_specs[:-1]:
+        run_task(uri, files)
+    last = len(map_specs) - 1
+    plan = read_plan(files, plan_uri)
+    key = RunLayout(plan.work_uri, plan.dag_id, plan.run_id).manifest_uri("map", last)
+    with pytest.raises(ShuffleError, match=rf"map\[{last}\] left no manifest at {key}"):
+        shuffle_run(files, plan_uri, 2)
+    assert not files.exists(RunLayout(plan.work_uri, plan.dag_id, plan.run_id).shuffle_uri)
+
+
+def test_truncated_manifest_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    plan_uri, map_specs = planned(files, input_uri, root)
+    for uri in map_specs:
+        run_task(uri, files)
+    plan = read_plan(files, plan_uri)
+    key = RunLayout(plan.work_uri, plan.dag_id, plan.run_id).manifest_uri("map", 1)
+    data = files.read_bytes(key)
+    files.write_bytes(key, data[: len(data) // 2])
+    with pytest.raises(ShuffleError, match=rf"map\[1\]: manifest {key} is truncated"):
+        shuffle_run(files, plan_uri, 2)
+
+
+def test_manifest_of_another_run_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    other_plan, other_specs = planned(files, input_uri, root, run_id="other")
+    plan_uri, map_specs = planned(files, input_uri, root, run_id="r1")
+    for uri in [*map_specs, other_specs[0]]:
+        run_task(uri, files)
+    plan, other = read_plan(files, plan_uri), read_plan(files, other_plan)
+    key = RunLayout(plan.work_uri, plan.dag_id, plan.run_id).manifest_uri("map", 0)
+    foreign = RunLayout(other.work_uri, other.dag_id, other.run_id).manifest_uri("map", 0)
+    files.write_bytes(key, files.read_bytes(foreign))  # e.g. a work area shared by mistake
+    with pytest.raises(ShuffleError, match=rf"map\[0\]: manifest {key} belongs to .*'other'"):
+        shuffle_run(files, plan_uri, 2)
+
+
+def test_manifest_pointing_outside_its_attempts_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    plan_uri, map_specs = planned(files, input_uri, root)
+    for uri in map_specs:
+        run_task(uri, files)
+    [reduce_spec] = shuffle_run(files, plan_uri, 1)
+    run_task(reduce_spec, files)
+    plan = read_plan(files, plan_uri)
+    key = RunLayout(plan.work_uri, plan.dag_id, plan.run_id).manifest_uri("reduce", 0)
+    manifest = json.loads(files.read_bytes(key))
+    manifest["files"][0]["uri"] = map_specs[0]  # any object the commit could be tricked into
+    files.write_bytes(key, json.dumps(manifest).encode())
+    with pytest.raises(CommitError, match=r"reduce\[0\]: manifest names .* outside its attempt"):
+        commit_run(files, plan_uri)
+    assert not files.exists(f"{root}/out/_SUCCESS")
+
+
+@pytest.mark.parametrize("keep", [False, "on_failure", True])
+def test_commit_removes_intermediate_unless_kept(store, keep) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    job = CALLABLE_JOB + f"keep_intermediate: {json.dumps(keep)}\n"
+    plan_uri, map_specs = planned(files, input_uri, root, job=job)
+    for uri in map_specs:
+        run_task(uri, files)
+    for uri in shuffle_run(files, plan_uri, 2):
+        run_task(uri, files)
+    commit_run(files, plan_uri)
+    files.fs(root).invalidate_cache()  # s3fs caches listings
+    # Objects, not listings: SeaweedFS shows emptied folders as prefixes; S3 has none.
+    names = sorted(u.removeprefix(f"{root}/out/") for u in files.find_all(f"{root}/out"))
+    data = ["_SUCCESS", "_manifest.json", "part-00000", "part-00001"]
+    if keep is True:
+        assert any(n.startswith("_temporary/") for n in names)
+        names = [n for n in names if not n.startswith("_temporary/")]
+    assert names == data
+    # A retried commit (e.g. the task died after _SUCCESS) returns the same result.
+    assert commit_run(files, plan_uri).files == commit_run(files, plan_uri).files
+
+
+def test_failed_run_keeps_intermediate_until_the_janitor_removes_it(
+    tmp_path: Path, small_corpus, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.syspath_prepend(str(DAGS))
+    files = FileSystems()
+    work = f"file://{tmp_path}/work"
+    spec = parse_job_text(CALLABLE_JOB)
+    for run_id in ("old", "new"):
+        target = RunTarget(
+            spec.dag_id,
+            run_id,
+            f"file://{small_corpus.folder}",
+            f"file://{tmp_path}/out-{run_id}",
+            work,
+            2,
+            3,
+        )
+        _, map_specs = plan_run(files, spec, target)
+        run_task(map_specs[0], files)  # then the run fails: no commit
+    old_root = RunLayout(work, spec.dag_id, "old").run_root
+    stamp = (dt.datetime.now() - dt.timedelta(days=8)).timestamp()
+    for path in Path(old_root.removeprefix("file://")).rglob("*"):
+        os.utime(path, (stamp, stamp))
+
+    stale = find_stale_runs(files, work, parse_duration("7d"))
+    assert [r.uri for r in stale] == [old_root]
+    listed = CliRunner().invoke(app, ["janitor", "--work", work, "--older-than", "7d"])
+    assert listed.exit_code == 0, listed.output
+    assert old_root in listed.output and "1 run(s)" in listed.output
+    assert Path(old_root.removeprefix("file://")).exists()  # listing deletes nothing
+    deleted = CliRunner().invoke(app, ["janitor", "--work", work, "--older-than", "7d", "--delete"])
+    assert deleted.exit_code == 0, deleted.output
+    assert not Path(old_root.removeprefix("file://")).exists()
+    assert Path(RunLayout(work, spec.dag_id, "new").run_root.removeprefix("file://")).exists()
+    bad = CliRunner().invoke(app, ["janitor", "--work", work, "--older-than", "soon"])
+    assert bad.exit_code != 0 and "7d" in bad.output
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///data/../etc/out",
+        "s3://bucket/a/../../other-bucket/x",
+        "http://example.com/out",
+        "ftp://host/out",
+        "simplecache::s3://bucket/out",
+        "file:///",
+        "s3://bucket/a\\..\\b",
+    ],
+)
+def test_output_and_work_uris_cannot_escape(uri: str) -> None:
+    with pytest.raises(UnsafeUriError):
+        OutputLayout(uri)
+    with pytest.raises(UnsafeUriError):
+        RunLayout(uri, "dag", "run")
+
+
+def test_run_ids_and_dag_ids_stay_inside_the_work_root() -> None:
+    layout = RunLayout("s3://bucket/work", "../../x", "/abs/../../run")
+    assert layout.run_root.startswith("s3://bucket/work/")
+    assert ".." not in layout.run_root.removeprefix("s3://bucket/work/").split("/")
+
+
+def test_input_with_an_odd_scheme_is_rejected(tmp_path: Path) -> None:
+    spec = parse_job_text(WORDCOUNT_JOB)
+    target = RunTarget(spec.dag_id, "r", "http://127.0.0.1:9/x", f"file://{tmp_path}/o", None, 3, 2)
+    with pytest.raises(UnsafeUriError, match="unsupported URL scheme 'http'"):
+        plan_run(FileSystems(), spec, target)
