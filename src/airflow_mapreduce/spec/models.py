@@ -9,12 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airflow_mapreduce.spec.quantities import ByteSize
+from airflow_mapreduce.spec.queue import QueueSpec
 
 # Airflow's own rule for dag and task ids (airflow.utils.helpers.KEY_REGEX).
 DAG_ID_PATTERN = r"^[\w.-]+$"
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
-Backend = Literal["local", "kubernetes"]
+Backend = Literal["local", "kubernetes", "kubernetes_job", "local_pool"]
 
 
 class Model(BaseModel):
@@ -154,6 +155,19 @@ class JobSpec(Model):
     # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
 
     # Work-queue settings (queue-pulling backends).
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Backends kubernetes_job and local_pool: map tasks pulled from Redis/NATS.",
+    )
+
+    @model_validator(mode="after")
+    def _queue_secret_for_pods(self) -> JobSpec:
+        if self.backend == "kubernetes_job" and not self.queue.secret:
+            raise ValueError(
+                "backend kubernetes_job needs queue.secret: the name of a Kubernetes Secret "
+                "whose key 'url' holds the queue URL (e.g. redis://:password@redis:6379/0)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _reducer_matches_reducers(self) -> JobSpec:
