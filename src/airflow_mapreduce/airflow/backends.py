@@ -29,7 +29,7 @@ def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir:
     }
     if job.max_parallel_tasks is not None:
         common["max_active_tis_per_dagrun"] = job.max_parallel_tasks
-    if job.backend == "kubernetes":
+    if job.backend in ("kubernetes", "kubernetes_job"):  # kubernetes_job: reduces stay pods
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
         return KubernetesPodOperator.partial(**common, **pod_arguments(job, task_id)).expand(

@@ -74,7 +74,7 @@ class MapReducePlanOperator(BaseOperator):
             output_uri=output_uri,
             work_uri=work_uri,
             num_reducers=_as_int(self.num_reducers, "reducers"),
-            max_map_tasks=min(self.job.max_map_tasks, airflow_max_map_length()),
+            max_map_tasks=self._max_map_tasks(),
         )
         files = airflow_filesystems(
             self.job.storage.aws_conn_id, [input_uri, output_uri, work_uri or output_uri]
@@ -88,6 +88,12 @@ class MapReducePlanOperator(BaseOperator):
         )  # fmt: skip
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
         return spec_uris
+
+    def _max_map_tasks(self) -> int:
+        # Work-queue backends run every map in one Airflow task: no max_map_length cap.
+        if self.job.backend in ("kubernetes_job", "local_pool"):
+            return self.job.max_map_tasks
+        return min(self.job.max_map_tasks, airflow_max_map_length())
 
     def _render_again(self, value: str, context: Context) -> str:
         rendered = self.render_template(value, context) if "{{" in value else value
