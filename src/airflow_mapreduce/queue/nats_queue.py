@@ -127,8 +127,13 @@ class NatsWorkQueue:
 
     async def _take(self, count: int, wait: float) -> list[Delivery]:
         import nats.errors
+        import nats.js.errors
 
-        policy = await self._load_policy()
+        try:
+            policy = await self._load_policy()
+        except nats.js.errors.NotFoundError:  # started before the enqueue: wait for it
+            await asyncio.sleep(wait)
+            return []
         if self._sub is None:
             self._sub = await self._js.pull_subscribe_bind(CONSUMER, stream=self.stream)
         try:

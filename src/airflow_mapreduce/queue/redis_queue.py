@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from airflow_mapreduce.queue.base import DeadLetter, Delivery, Progress, QueueError, QueuePolicy
@@ -18,12 +17,16 @@ _PRELUDE = """
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local cfg = redis.call('HMGET', KEYS[8], 'max_attempts', 'visibility', 'backoff', 'max_backoff')
+local cfg = redis.call('HMGET', KEYS[7], 'max_attempts', 'visibility', 'backoff', 'max_backoff')
 local max_attempts = tonumber(cfg[1]) or 3
 local visibility = tonumber(cfg[2]) or 300
+-- A delivery is (item, attempt number): valid while leased and not handed out again.
+local function valid(id, attempt)
+  return redis.call('ZSCORE', KEYS[3], id) and redis.call('HGET', KEYS[5], id) == attempt
+end
 """
-# KEYS: 1 ready, 2 delayed, 3 leases, 4 all, 5 attempts, 6 tokens, 7 dead, 8 config,
-#       9 done, 10 stats (every script gets all ten, in this order).
+# KEYS (every script gets all nine, in this order):
+#   1 ready, 2 delayed, 3 leases, 4 all, 5 attempts, 6 dead, 7 config, 8 done, 9 stats.
 
 _ENQUEUE = """
 local new = 0
@@ -47,51 +50,55 @@ end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[6], id)
   local n = tonumber(redis.call('HGET', KEYS[5], id) or '0')
   if n >= max_attempts then
-    redis.call('HSET', KEYS[7], id, cjson.encode({attempts = n,
+    redis.call('HSET', KEYS[6], id, cjson.encode({attempts = n,
       error = 'not acknowledged within the visibility timeout (' .. visibility ..
               ' s) on any of ' .. n .. ' deliveries: the worker died or hung'}))
   else
     redis.call('LPUSH', KEYS[1], id)
   end
 end
-local out = {}
-for i = 1, tonumber(ARGV[1]) do
-  local id = redis.call('LPOP', KEYS[1])
-  if not id then break end
+local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[1]))
+if not ids then return {} end
+local out, leases = {}, {}
+for _, id in ipairs(ids) do
   local n = redis.call('HINCRBY', KEYS[5], id, 1)
-  if n > 1 then redis.call('HINCRBY', KEYS[10], 'retried', 1) end
-  local token = ARGV[2] .. '-' .. i
-  redis.call('HSET', KEYS[6], id, token)
-  redis.call('ZADD', KEYS[3], now + visibility, id)
+  if n > 1 then redis.call('HINCRBY', KEYS[9], 'retried', 1) end
+  leases[#leases + 1] = now + visibility
+  leases[#leases + 1] = id
   out[#out + 1] = id
   out[#out + 1] = n
-  out[#out + 1] = token
 end
-if #out > 0 then out[#out + 1] = tostring(visibility) end
+redis.call('ZADD', KEYS[3], unpack(leases))
+out[#out + 1] = tostring(visibility)
 return out
 """
 )
 
-_ACK = """
-if redis.call('HGET', KEYS[6], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[6], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('SADD', KEYS[9], ARGV[1])
-return 1
+_ACK = (
+    _PRELUDE
+    + """
+local acked = 0
+for i = 1, #ARGV, 2 do
+  if valid(ARGV[i], ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[3], ARGV[i])
+    redis.call('SADD', KEYS[8], ARGV[i])
+    acked = acked + 1
+  end
+end
+return acked
 """
+)
 
 _NACK = (
     _PRELUDE
     + """
-if redis.call('HGET', KEYS[6], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[6], ARGV[1])
+if not valid(ARGV[1], ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[3], ARGV[1])
-local n = tonumber(redis.call('HGET', KEYS[5], ARGV[1]) or '1')
+local n = tonumber(ARGV[2])
 if n >= max_attempts then
-  redis.call('HSET', KEYS[7], ARGV[1], cjson.encode({attempts = n, error = ARGV[3]}))
+  redis.call('HSET', KEYS[6], ARGV[1], cjson.encode({attempts = n, error = ARGV[3]}))
   return 2
 end
 local delay = math.min(tonumber(cfg[4]) or 60, (tonumber(cfg[3]) or 1) * 2 ^ (n - 1))
@@ -103,15 +110,13 @@ return 1
 _EXTEND = (
     _PRELUDE
     + """
-if redis.call('HGET', KEYS[6], ARGV[1]) ~= ARGV[2] then return 0 end
+if not valid(ARGV[1], ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[3], 'XX', now + visibility, ARGV[1])
 return 1
 """
 )
 
-_KEY_NAMES = (
-    "ready", "delayed", "leases", "all", "attempts", "tokens", "dead", "config", "done", "stats",
-)  # fmt: skip
+_KEY_NAMES = ("ready", "delayed", "leases", "all", "attempts", "dead", "config", "done", "stats")
 
 
 class RedisWorkQueue:
@@ -169,12 +174,12 @@ class RedisWorkQueue:
         deadline = time.monotonic() + wait
         pause = 0.005
         while True:
-            flat = self._call(self._take, [count, uuid.uuid4().hex[:16]])
+            flat = self._call(self._take, [count])
             if flat:
                 visibility = float(flat[-1])
                 return [
-                    Delivery(flat[i], int(flat[i + 1]), flat[i + 2], visibility)
-                    for i in range(0, len(flat) - 1, 3)
+                    Delivery(flat[i], int(flat[i + 1]), str(flat[i + 1]), visibility)
+                    for i in range(0, len(flat) - 1, 2)
                 ]
             if time.monotonic() + pause > deadline:
                 return []
@@ -186,10 +191,8 @@ class RedisWorkQueue:
 
     def ack_many(self, deliveries: list[Delivery]) -> int:
         """Ack a batch in one round trip (the benchmark's consumers use it)."""
-        pipe = self._redis.pipeline(transaction=False)
-        for d in deliveries:
-            self._ack(keys=self._keys, args=[d.item, d.token], client=pipe)
-        return sum(int(r) for r in pipe.execute())
+        args = [value for d in deliveries for value in (d.item, d.token)]
+        return int(self._call(self._ack, args)) if args else 0
 
     def nack(self, delivery: Delivery, error: str) -> bool:
         return bool(self._call(self._nack, [delivery.item, delivery.token, error[-4000:]]))
