@@ -32,7 +32,7 @@ def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir:
     if job.pool is not None:
         common["pool"] = job.pool
     common["priority_weight"] = job.priority_weight
-    if job.backend == "kubernetes":
+    if job.backend in ("kubernetes", "kubernetes_job"):  # kubernetes_job: reduces stay pods
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
         return KubernetesPodOperator.partial(**common, **pod_arguments(job, task_id)).expand(

@@ -84,7 +84,7 @@ class MapReducePlanOperator(BaseOperator):
             output_uri=output_uri,
             work_uri=work_uri,
             num_reducers=_as_int(self.num_reducers, "reducers"),
-            max_map_tasks=min(_as_int(self.max_map_tasks, "parallelism"), airflow_max_map_length()),
+            max_map_tasks=self._max_map_tasks(),
         )
         files = airflow_filesystems(
             self.job.storage.aws_conn_id, [input_uri, output_uri, work_uri or output_uri]
@@ -103,6 +103,13 @@ class MapReducePlanOperator(BaseOperator):
             )  # fmt: skip
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
         return spec_uris
+
+    def _max_map_tasks(self) -> int:
+        requested = _as_int(self.max_map_tasks, "parallelism")
+        # Work-queue backends run every map in one Airflow task: no max_map_length cap.
+        if self.job.backend in ("kubernetes_job", "local_pool"):
+            return requested
+        return min(requested, airflow_max_map_length())
 
     def _render_again(self, value: str, context: Context) -> str:
         rendered = self.render_template(value, context) if "{{" in value else value

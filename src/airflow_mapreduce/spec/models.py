@@ -33,6 +33,7 @@ from airflow_mapreduce.spec.kubernetes import (
     TolerationSpec,
 )
 from airflow_mapreduce.spec.quantities import ByteSize
+from airflow_mapreduce.spec.queue import QueueSpec
 from airflow_mapreduce.spec.validators import (
     URI_PATTERN,
     FieldError,
@@ -44,7 +45,7 @@ from airflow_mapreduce.spec.validators import (
 DAG_ID_PATTERN = r"^[\w.-]+$"
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
-Backend = Literal["local", "kubernetes"]
+Backend = Literal["local", "kubernetes", "kubernetes_job", "local_pool"]
 
 # Kubernetes object names (DNS-1123 subdomain) and env var names (C identifiers).
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -293,6 +294,19 @@ class JobSpec(Model):
         return self
 
     # Work-queue settings (queue-pulling backends).
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Backends kubernetes_job and local_pool: map tasks pulled from Redis/NATS.",
+    )
+
+    @model_validator(mode="after")
+    def _queue_secret_for_pods(self) -> JobSpec:
+        if self.backend == "kubernetes_job" and not self.queue.secret:
+            raise ValueError(
+                "backend kubernetes_job needs queue.secret: the name of a Kubernetes Secret "
+                "whose key 'url' holds the queue URL (e.g. redis://:password@redis:6379/0)"
+            )
+        return self
 
     @field_validator("email")
     @classmethod
