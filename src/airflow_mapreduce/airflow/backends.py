@@ -94,6 +94,9 @@ def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
         "volumes": [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
         "volume_mounts": [k8s.V1VolumeMount(name="scratch", mount_path=WORKDIR_TMP)],
         "startup_timeout_seconds": spec.startup_timeout_seconds,
+        "deferrable": spec.deferrable,
+        "startup_check_interval_seconds": spec.startup_check_interval_seconds,
+        "poll_interval": spec.poll_interval_seconds,
         "get_logs": True,
         "do_xcom_push": False,  # manifests in storage are the results, not a sidecar's XCom
         "on_finish_action": "delete_pod",

@@ -113,6 +113,9 @@ class KubernetesSpec(Model):
     cpu: str | None = Field(default=None, description="CPU request and limit, e.g. '1' or 500m.")
     memory: str | None = Field(default=None, description="Memory request and limit, e.g. 1Gi.")
     startup_timeout_seconds: int = Field(default=300, ge=1)
+    deferrable: bool = False  # wait for pods in the triggerer instead of a worker slot
+    startup_check_interval_seconds: int = Field(default=5, ge=1)
+    poll_interval_seconds: float = Field(default=2, gt=0, description="Deferrable mode's poll.")
 
 
 class JobSpec(Model):
