@@ -117,6 +117,8 @@ def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
         "pod_template_file": spec.pod_template_file,
         "startup_timeout_seconds": spec.startup_timeout_seconds,
         "deferrable": spec.deferrable,
+        "startup_check_interval_seconds": spec.startup_check_interval_seconds,
+        "poll_interval": spec.poll_interval_seconds,
         "get_logs": True,
         "do_xcom_push": False,  # manifests in storage are the results, not a sidecar's XCom
         "on_finish_action": spec.on_finish_action,

@@ -193,6 +193,8 @@ class KubernetesSpec(Model):
         default=False, description="Wait for pods in the triggerer instead of a worker slot."
     )
     on_finish_action: Literal["delete_pod", "delete_succeeded_pod", "keep_pod"] = "delete_pod"
+    startup_check_interval_seconds: int = Field(default=5, ge=1)
+    poll_interval_seconds: float = Field(default=2, gt=0, description="Deferrable mode's poll.")
 
     @field_validator("labels")
     @classmethod
