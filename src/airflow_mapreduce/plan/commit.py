@@ -72,8 +72,8 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         for part in manifest.files:
             _check_attempt_part(files, layout, phase, manifest, part)
             # An attempt's part already has its output name (part-00003, part-m-00001.gz).
-            dest = join_uri(output.root, posixpath.basename(part.uri))
-            promotions.append((part, part.model_copy(update={"uri": dest})))
+            dest_uri = join_uri(output.root, posixpath.basename(part.uri))
+            promotions.append((part, part.model_copy(update={"uri": dest_uri})))
     promotions.sort(key=lambda pair: pair[1].uri)
 
     files.remove(output.success_uri)
