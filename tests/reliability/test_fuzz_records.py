@@ -64,7 +64,7 @@ def test_many_files_any_split_size_every_record_once(
         assert not expected  # only an all-empty input may fail to plan
         return
     sizes = {s.uri: fs.size(s.uri) for s in splits if s.length is None}
-    groups = group_splits(splits, max_tasks, sizes)
+    groups = group_splits(splits, max_tasks, sizes, target_bytes=split_size)
     assert len(groups) <= max_tasks
     found: dict[str, list[tuple[int, bytes]]] = {}
     for group in groups:
