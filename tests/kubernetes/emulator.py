@@ -133,11 +133,12 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
 class EmulatedCluster:
     """The API emulator served on 127.0.0.1 from a background thread with its own loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_resources: tuple[str, ...] = ()) -> None:
+        """`extra_resources`: more kinds to serve, e.g. ("batch/v1/jobs",)."""
         self.api = KubernetesAPI()
         self.api.created_pods = []
         self.api.log_lookup = lambda namespace, name: None
-        for resource in DECLARED_RESOURCES:
+        for resource in (*DECLARED_RESOURCES, *extra_resources):
             self.api.resources[resource] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
