@@ -90,6 +90,7 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
             pod.setdefault("metadata", {}).update(
                 uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), resourceVersion="1"
             )
+            pod["metadata"].setdefault("namespace", request.namespace)
             pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
             self.created_pods.append(json.loads(json.dumps(pod)))
         return await super()._handle(request)
