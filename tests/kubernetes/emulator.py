@@ -96,7 +96,7 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
         return await super()._handle(request)
 
     async def _serve_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        raw = request._raw_request
+        raw = request._raw_request  # a streamed (follow) answer needs the aiohttp request
         params = {k: v.lower() if v in ("True", "False") else v for k, v in request.params.items()}
         log = self.log_lookup(request.namespace or "", request.name or "")
         if log is None:

@@ -153,6 +153,7 @@ def test_word_count_runs_as_pods(airflow_db, k8s_cluster, test_dags, tmp_path, c
     for pod in pods:
         labels = pod["metadata"]["labels"]
         assert labels["dag_id"] == dag_id and labels["team"] == "data"
+        assert labels["task_id"] == labels["app.kubernetes.io/component"]
         assert labels["airflow-mapreduce/job"] == f"mr-{dag_id.replace('_', '-')}"
         assert pod["metadata"]["namespace"] == NAMESPACE
         [container] = pod["spec"]["containers"]  # no XCom sidecar
@@ -199,6 +200,10 @@ def test_failed_pod_fails_its_task_and_the_retry_succeeds(airflow_db, k8s_cluste
     map_pods = [p for p in cluster.created_pods
                 if p["metadata"]["labels"]["app.kubernetes.io/component"] == "map"]  # fmt: skip
     assert len(map_pods) == len(maps) + 1  # the retry ran in a new pod
+    [retried] = [index for index, (_, tries) in maps.items() if tries == 2]
+    tries = [p["metadata"]["labels"]["try_number"] for p in map_pods
+             if p["metadata"]["labels"]["map_index"] == str(retried)]  # fmt: skip
+    assert tries == ["1", "2"]
     assert sorted(kubelet.exit_codes().values()) == [0] * (len(maps) + 2) + [1]
     assert cluster.pods(NAMESPACE) == []  # the failed pod was deleted too
     # The failed pod's output reached the task log: the streaming error quotes the mapper.
