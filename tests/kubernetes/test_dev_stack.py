@@ -135,3 +135,11 @@ def test_scripts_pass_shellcheck(script: str) -> None:
         ["shellcheck", "-x", f"dev/{script}"], check=False, cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_dev_dags_folder_parses_in_airflow() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(DEV / "dags"))
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["wordcount_kind", "wordcount_python_kind"]
