@@ -21,12 +21,17 @@ def k8s_cluster(
         yield cluster, kubelet
 
 
-def real_kubeconfig() -> Any:
-    """The reachable cluster's kubeconfig context, or skip with the reason."""
+@pytest.fixture(scope="session")
+def real_cluster() -> Any:
+    """A CoreV1Api for the cluster of the current kubeconfig (KUBECONFIG), or skip saying why.
+
+    For `pytest -m kubernetes` after `dev/up.sh` and `source .dev-stack/env.sh`.
+    """
     try:
         from kubernetes import client, config
 
         config.load_kube_config()
         client.VersionApi().get_code(_request_timeout=5)
     except Exception as exc:
-        pytest.skip(f"no reachable Kubernetes cluster (kubeconfig/KUBECONFIG): {exc}")
+        pytest.skip(f"no reachable Kubernetes cluster in the kubeconfig (KUBECONFIG): {exc}")
+    return client.CoreV1Api()

@@ -90,12 +90,13 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
             pod.setdefault("metadata", {}).update(
                 uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), resourceVersion="1"
             )
+            pod["metadata"].setdefault("namespace", request.namespace)
             pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
             self.created_pods.append(json.loads(json.dumps(pod)))
         return await super()._handle(request)
 
     async def _serve_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        raw = request._raw_request
+        raw = request._raw_request  # a streamed (follow) answer needs the aiohttp request
         params = {k: v.lower() if v in ("True", "False") else v for k, v in request.params.items()}
         log = self.log_lookup(request.namespace or "", request.name or "")
         if log is None:
@@ -133,11 +134,12 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
 class EmulatedCluster:
     """The API emulator served on 127.0.0.1 from a background thread with its own loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_resources: tuple[str, ...] = ()) -> None:
+        """`extra_resources`: more kinds to serve, e.g. ("batch/v1/jobs",)."""
         self.api = KubernetesAPI()
         self.api.created_pods = []
         self.api.log_lookup = lambda namespace, name: None
-        for resource in DECLARED_RESOURCES:
+        for resource in (*DECLARED_RESOURCES, *extra_resources):
             self.api.resources[resource] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

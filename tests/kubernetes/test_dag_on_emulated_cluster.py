@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.kubernetes.emulator import NAMESPACE
+from tests.kubernetes.emulator import NAMESPACE, EmulatedCluster
 from tests.kubernetes.emulator import REPO_DAGS as DAGS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,20 +35,20 @@ kubernetes:
   startup_check_interval_seconds: 1
   poll_interval_seconds: 1
   deferrable: {deferrable}
-"""
+{storage}"""
 
 CORPUS = DAGS / "data" / "wordcount"  # small: one map pod per file keeps the test quick
 WORDCOUNT_MAPPER = "python3, mapreduce_jobs/wordcount/mapper.py"
 
 
 def kubernetes_dag(dags: Path, dag_id: str, *, mapper: str = WORDCOUNT_MAPPER, retries: int = 0,
-                   deferrable: bool = False) -> Any:  # fmt: skip
+                   deferrable: bool = False, storage: str = "") -> Any:  # fmt: skip
     """The job as a YAML file in `dags` (which must be Airflow's dags folder), parsed by Airflow."""
     from airflow.dag_processing.dagbag import DagBag
 
     text = JOB.format(
         dag_id=dag_id, mapper=mapper, retries=retries, namespace=NAMESPACE,
-        deferrable=str(deferrable).lower(),
+        deferrable=str(deferrable).lower(), storage=storage,
     )  # fmt: skip
     dags.mkdir(exist_ok=True)
     (dags / f"{dag_id}.yaml").write_text(text)
@@ -92,18 +92,59 @@ def task_states(dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str, in
         return {(ti.task_id, ti.map_index): (ti.state, ti.try_number) for ti in tis}
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_word_count_runs_as_pods(airflow_db, k8s_cluster, test_dags, tmp_path, capsys,
-                                 deferrable) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def s3_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+               cluster: EmulatedCluster, corpus: Path) -> tuple[str, str, str]:  # fmt: skip
+    """Input in a real S3 server; Airflow reaches it through its connection and the pods
+    through the endpoint in the job's env plus keys from a Kubernetes Secret only."""
+    server = request.getfixturevalue("s3_server")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", server.airflow_conn_json())
+    cluster.create_secret(NAMESPACE, "s3-credentials", {
+        "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
+    })  # fmt: skip
+    s3 = server.filesystem()
+    s3.mkdir("k8s-bucket")
+    s3.put(f"{corpus}/", "k8s-bucket/input/", recursive=True)
+    storage = (
+        "  storage_secret: s3-credentials\n"
+        f"  env: {{AWS_ENDPOINT_URL_S3: '{server.endpoint}', AWS_DEFAULT_REGION: us-east-1}}\n"
+    )
+    return storage, "s3://k8s-bucket/input/", "s3://k8s-bucket/out/"
+
+
+def read_output(output: str, request: pytest.FixtureRequest) -> collections.Counter[str]:
+    if output.startswith("file://"):
+        return output_counts(Path(output.removeprefix("file://")))
+    s3 = request.getfixturevalue("s3_server").filesystem()
+    s3.invalidate_cache()
+    counts: collections.Counter[str] = collections.Counter()
+    for key in sorted(s3.find(output.removeprefix("s3://"))):
+        if key.rsplit("/", 1)[1].startswith("part-"):
+            for line in s3.cat(key).decode().splitlines():
+                word, count = line.split("\t")
+                assert word not in counts, f"{word!r} emitted twice"
+                counts[word] = int(count)
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("deferrable", "storage"), [(False, "file"), (True, "s3")], ids=["sync-file", "deferrable-s3"]
+)
+def test_word_count_runs_as_pods(airflow_db, k8s_cluster, test_dags, tmp_path, capsys, request,
+                                 monkeypatch, deferrable, storage) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     cluster, kubelet = k8s_cluster
     dag_id = f"wordcount_k8s_{'deferrable' if deferrable else 'sync'}"
-    output = tmp_path / "out"
-    conf = {"input": f"file://{CORPUS}", "output": f"file://{output}"}
+    if storage == "s3":
+        settings, input_uri, output = s3_storage(request, monkeypatch, cluster, CORPUS)
+    else:
+        settings, input_uri, output = "", f"file://{CORPUS}", f"file://{tmp_path / 'out'}"
 
-    run = kubernetes_dag(test_dags, dag_id, deferrable=deferrable).test(run_conf=conf)
+    dag = kubernetes_dag(test_dags, dag_id, deferrable=deferrable, storage=settings)
+    run = dag.test(run_conf={"input": input_uri, "output": output})
 
     assert run.state == "success"
-    assert output_counts(output) == reference_counts(CORPUS)
+    assert read_output(output, request) == reference_counts(CORPUS)
     pods = cluster.created_pods
     phases = collections.Counter(p["metadata"]["labels"]["app.kubernetes.io/component"]
                                  for p in pods)  # fmt: skip
@@ -115,6 +156,7 @@ def test_word_count_runs_as_pods(airflow_db, k8s_cluster, test_dags, tmp_path, c
     for pod in pods:
         labels = pod["metadata"]["labels"]
         assert labels["dag_id"] == dag_id and labels["team"] == "data"
+        assert labels["task_id"] == labels["app.kubernetes.io/component"]
         assert labels["airflow-mapreduce/job"] == f"mr-{dag_id.replace('_', '-')}"
         assert pod["metadata"]["namespace"] == NAMESPACE
         [container] = pod["spec"]["containers"]  # no XCom sidecar
@@ -161,6 +203,10 @@ def test_failed_pod_fails_its_task_and_the_retry_succeeds(airflow_db, k8s_cluste
     map_pods = [p for p in cluster.created_pods
                 if p["metadata"]["labels"]["app.kubernetes.io/component"] == "map"]  # fmt: skip
     assert len(map_pods) == len(maps) + 1  # the retry ran in a new pod
+    [retried] = [index for index, (_, tries) in maps.items() if tries == 2]
+    tries = [p["metadata"]["labels"]["try_number"] for p in map_pods
+             if p["metadata"]["labels"]["map_index"] == str(retried)]  # fmt: skip
+    assert tries == ["1", "2"]
     assert sorted(kubelet.exit_codes().values()) == [0] * (len(maps) + 2) + [1]
     assert cluster.pods(NAMESPACE) == []  # the failed pod was deleted too
     # The failed pod's output reached the task log: the streaming error quotes the mapper.
