@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -108,6 +109,11 @@ class NatsWorkQueue:
                 max_waiting=4096,
             ),
         )
+        before = int((await self._js.stream_info(self.stream)).state.last_seq)
+        if before == 0 and await self._publish_unacked(items):
+            return len(set(items))
+        # Re-enqueue (or the fast path was interrupted): one acked publish per item;
+        # JetStream drops the items it already has by their Msg-Id.
         new = 0
         for start in range(0, len(items), 2000):
             futures = [
@@ -119,6 +125,24 @@ class NatsWorkQueue:
             for ack in await asyncio.gather(*futures):
                 new += 0 if ack.duplicate else 1
         return new
+
+    async def _publish_unacked(self, items: list[str]) -> bool:
+        """Fast path into an empty stream: core publishes (4x faster than acked ones
+        here), then proof from the stream itself that every distinct item is stored."""
+        reconnects = self._nc.stats["reconnects"]
+        for item in items:
+            await self._nc.publish(
+                self.subject, item.encode(), headers={"Nats-Msg-Id": item_id(item)}
+            )
+        await self._nc.flush()
+        expected = len(set(items))
+        deadline = time.monotonic() + 10 + expected / 5000
+        while time.monotonic() < deadline and self._nc.stats["reconnects"] == reconnects:
+            stored = int((await self._js.stream_info(self.stream)).state.last_seq)
+            if stored == expected:
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     # -- worker side ----------------------------------------------------------------------
 
