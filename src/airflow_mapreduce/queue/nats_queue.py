@@ -38,6 +38,15 @@ CONSUMER = "workers"
 DUPLICATE_WINDOW_SECONDS = 24 * 3600.0
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: nats-py runs ~1.4x faster on it (bench/queue_bench.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class NatsWorkQueue:
     def __init__(self, url: str, name: str) -> None:
         self.name = name
@@ -45,7 +54,7 @@ class NatsWorkQueue:
         self.dlq_stream = f"{name}_DLQ"
         self.subject = f"amr.{name}.tasks"
         self.dlq_subject = f"amr.{name}.dead"
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._inflight: dict[str, Any] = {}  # token -> nats Msg held by this process
