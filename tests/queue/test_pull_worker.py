@@ -74,3 +74,11 @@ def test_pull_worker_without_a_queue_url_says_where_it_belongs() -> None:
     result = run_worker(["--pull", "some-queue"], env)
     assert result.returncode == 2
     assert f"--pull needs the queue URL in ${QUEUE_URL_ENV}" in result.stderr
+
+
+def test_pull_worker_started_after_cleanup_exits(queue_server) -> None:  # type: ignore[no-untyped-def]
+    """A pod the Job starts late, after the run deleted its queue, must not wait forever."""
+    env = {**os.environ, QUEUE_URL_ENV: queue_server.url}
+    result = run_worker(["--pull", f"gone-{uuid.uuid4().hex[:8]}"], env)
+    assert result.returncode == 0, result.stderr
+    assert "queue has no items" in result.stderr
