@@ -20,7 +20,6 @@ import contextlib
 import json
 import threading
 import time
-import uuid
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -187,7 +186,7 @@ class NatsWorkQueue:
                     "deliveries: the worker died or hung",
                 )
                 continue
-            token = uuid.uuid4().hex
+            token = msg.reply  # the ack subject: unique per delivery (stream seq, count)
             self._inflight[token] = msg
             deliveries.append(Delivery(item, attempt, token, policy.visibility_timeout_seconds))
         return deliveries
