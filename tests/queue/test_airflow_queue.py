@@ -65,7 +65,9 @@ def test_local_pool_dag_matches_counter(  # type: ignore[no-untyped-def]
     monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(redis_server.url))
     dag = DagBag(str(REPO / "dags")).get_dag("wordcount_queue")
     output = tmp_path / "out"
-    corpus = sorted(word_corpus.folder.iterdir())[0]  # ~1 MB: 16 map tasks of 64 KiB
+    lines = sorted(word_corpus.folder.iterdir())[0].read_text().splitlines(keepends=True)
+    corpus = tmp_path / "in.txt"
+    corpus.write_text("".join(lines[:3000]))  # ~200 KB: 4 map tasks of 64 KiB
     expected = collections.Counter(corpus.read_text().split())
     run = dag.test(run_conf={"input": f"file://{corpus}", "output": f"file://{output}"})
     assert run.state == "success"
@@ -148,3 +150,37 @@ def test_queue_url_from_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     assert queue_url_from_connection("q_nats") == "nats://u:s@nats.svc:4222"
     with pytest.raises(QueueError, match="must be of type 'redis'"):
         queue_url_from_connection("q_http")
+
+
+def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  # type: ignore[no-untyped-def]
+    queue_server, monkeypatch
+) -> None:
+    import logging
+
+    from airflow_mapreduce.airflow.queue_backend import _QueueRun
+    from airflow_mapreduce.errors import TaskFailedError
+    from airflow_mapreduce.spec.queue import QueueSpec
+
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(queue_server.url))
+    operator: Any = SimpleNamespace(dag_id="dlq", log=logging.getLogger("test"))
+    spec = QueueSpec(max_attempts=1, dead_letter_allowance=1, progress_interval_seconds=0.1)
+    run = _QueueRun(operator, spec, {"run_id": "r-1"})  # type: ignore[arg-type]
+    run.enqueue(["spec-a", "spec-b", "spec-c"])
+    worker = open_queue(queue_server.url, run.name)
+    handled = 0
+    while handled < 3:
+        for d in worker.take(1, wait=1):
+            handled += 1
+            if d.item == "spec-b":
+                assert worker.ack(d)
+            else:
+                assert worker.nack(d, f"TaskFailedError: {d.item} broke")
+    with pytest.raises(TaskFailedError) as failure:
+        run.wait(check=lambda: None)
+    message = str(failure.value)
+    assert "2 map task(s) failed 1 times" in message and "dead_letter_allowance = 1" in message
+    assert "spec-a (1 attempts): TaskFailedError: spec-a broke" in message
+    assert "spec-c (1 attempts): TaskFailedError: spec-c broke" in message
+    run.clean_up()
+    assert worker.progress().total == 0
+    worker.close()

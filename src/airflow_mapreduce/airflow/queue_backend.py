@@ -136,7 +136,7 @@ class MapReduceQueuePoolOperator(BaseOperator):
         try:
             run.enqueue(self.spec_uris)
             env = dict(os.environ)
-            if any(str(u).startswith(("s3://", "s3a://")) for u in self.spec_uris):
+            if self.spec_uris and _uses_s3(self.aws_conn_id, self.spec_uris[0]):
                 env.update(worker_storage_env(self.aws_conn_id))
             pool = LocalWorkerPool(
                 run.url, run.name, self.queue_spec.workers, cwd=self.job_dir, env=env
@@ -144,11 +144,23 @@ class MapReduceQueuePoolOperator(BaseOperator):
             self.log.info("Started %d local worker(s) on queue %s", pool.workers, run.name)
             try:
                 run.wait(check=pool.check)
-                pool.wait(timeout=60)
             finally:
-                pool.stop()
+                pool.stop(grace=30)  # finished workers exit by themselves within ~1 s
         finally:
             run.clean_up()
+
+
+def _uses_s3(aws_conn_id: str, spec_uri: str) -> bool:
+    """Whether workers need S3 credentials: the first task's spec, splits or output are
+    on S3 (all map tasks of a run share their storage)."""
+    from airflow_mapreduce.airflow.connections import S3_PROTOCOLS, airflow_filesystems
+    from airflow_mapreduce.plan.tasks import MapTaskSpec
+    from airflow_mapreduce.storage import protocol_of
+
+    files = airflow_filesystems(aws_conn_id, [spec_uri])
+    spec = MapTaskSpec.model_validate_json(files.read_bytes(spec_uri))
+    uris = [spec_uri, spec.task_dir, *(s.uri for s in spec.splits)]
+    return any(protocol_of(u) in S3_PROTOCOLS for u in uris)
 
 
 def _job_operator_class() -> type[Any]:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import threading
-import uuid
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -37,6 +37,15 @@ CONSUMER = "workers"
 DUPLICATE_WINDOW_SECONDS = 24 * 3600.0
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: nats-py runs ~1.4x faster on it (bench/queue_bench.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class NatsWorkQueue:
     def __init__(self, url: str, name: str) -> None:
         self.name = name
@@ -44,7 +53,7 @@ class NatsWorkQueue:
         self.dlq_stream = f"{name}_DLQ"
         self.subject = f"amr.{name}.tasks"
         self.dlq_subject = f"amr.{name}.dead"
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._inflight: dict[str, Any] = {}  # token -> nats Msg held by this process
@@ -108,6 +117,11 @@ class NatsWorkQueue:
                 max_waiting=4096,
             ),
         )
+        before = int((await self._js.stream_info(self.stream)).state.last_seq)
+        if before == 0 and await self._publish_unacked(items):
+            return len(set(items))
+        # Re-enqueue (or the fast path was interrupted): one acked publish per item;
+        # JetStream drops the items it already has by their Msg-Id.
         new = 0
         for start in range(0, len(items), 2000):
             futures = [
@@ -119,6 +133,24 @@ class NatsWorkQueue:
             for ack in await asyncio.gather(*futures):
                 new += 0 if ack.duplicate else 1
         return new
+
+    async def _publish_unacked(self, items: list[str]) -> bool:
+        """Fast path into an empty stream: core publishes (4x faster than acked ones
+        here), then proof from the stream itself that every distinct item is stored."""
+        reconnects = self._nc.stats["reconnects"]
+        for item in items:
+            await self._nc.publish(
+                self.subject, item.encode(), headers={"Nats-Msg-Id": item_id(item)}
+            )
+        await self._nc.flush()
+        expected = len(set(items))
+        deadline = time.monotonic() + 10 + expected / 5000
+        while time.monotonic() < deadline and self._nc.stats["reconnects"] == reconnects:
+            stored = int((await self._js.stream_info(self.stream)).state.last_seq)
+            if stored == expected:
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     # -- worker side ----------------------------------------------------------------------
 
@@ -154,7 +186,7 @@ class NatsWorkQueue:
                     "deliveries: the worker died or hung",
                 )
                 continue
-            token = uuid.uuid4().hex
+            token = msg.reply  # the ack subject: unique per delivery (stream seq, count)
             self._inflight[token] = msg
             deliveries.append(Delivery(item, attempt, token, policy.visibility_timeout_seconds))
         return deliveries

@@ -69,7 +69,13 @@ def pull(
     while max_items is None or stats.done + stats.failed < max_items:
         deliveries = queue.take(1, wait=wait)
         if not deliveries:
-            if queue.progress().finished:
+            progress = queue.progress()
+            if progress.finished:
+                break
+            if progress.total == 0:
+                # Items are enqueued before workers start, so an empty queue was finished
+                # and cleaned up already (a pod the Job started late): nothing to do.
+                log.info("queue has no items (finished and cleaned up?); exiting")
                 break
             continue
         [delivery] = deliveries
