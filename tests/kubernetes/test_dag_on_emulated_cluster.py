@@ -199,7 +199,8 @@ def test_failed_pod_fails_its_task_and_the_retry_succeeds(airflow_db, k8s_cluste
     assert output_counts(output) == reference_counts(CORPUS)
     states = task_states("wordcount_k8s_retry", run.run_id)
     maps = {index: state for (task_id, index), state in states.items() if task_id == "map"}
-    assert sorted(maps.values()) == [("success", 1), ("success", 2)]  # one retried map task
+    assert len(maps) > 1  # every map pod but the first succeeds on its first try
+    assert sorted(maps.values()) == [("success", 1)] * (len(maps) - 1) + [("success", 2)]
     map_pods = [p for p in cluster.created_pods
                 if p["metadata"]["labels"]["app.kubernetes.io/component"] == "map"]  # fmt: skip
     assert len(map_pods) == len(maps) + 1  # the retry ran in a new pod
