@@ -172,5 +172,6 @@ def test_trigger_with_conf_over_rest_runs_to_success(airflow: Airflow, tmp_path:
     tis = client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()
     maps = [ti for ti in tis["task_instances"] if ti["task_id"] == "map"]
     assert len(maps) == 1
+    assert maps[0]["rendered_map_index"] == "split 0: part-0.txt[0:37B] +2 more"
     reduces = [ti for ti in tis["task_instances"] if ti["task_id"] == "reduce"]
-    assert len(reduces) == 2
+    assert sorted(ti["rendered_map_index"] for ti in reduces) == ["partition 0", "partition 1"]
