@@ -73,6 +73,9 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        # A busy 2-core machine can take long to import providers while parsing.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
     }
     log = home / "standalone.log"
     with log.open("wb") as out:
@@ -88,7 +91,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         _wait(
             "the API server",
             lambda: client.get("/api/v2/monitor/health").is_success,
-            120,
+            300,
             proc,
             log,
         )
@@ -107,7 +110,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         _wait(
             f"DAG {DAG_ID} to be parsed",
             lambda: client.get(f"/api/v2/dags/{DAG_ID}").is_success,
-            90,
+            300,
             proc,
             log,
         )
@@ -154,7 +157,7 @@ def test_trigger_with_conf_over_rest_runs_to_success(airflow: Airflow, tmp_path:
     response = _trigger(airflow, conf)
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 300
     state = "queued"
     while time.monotonic() < deadline and state not in ("success", "failed"):
         time.sleep(1)

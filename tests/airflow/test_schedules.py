@@ -32,7 +32,8 @@ def output_counts(folder: Path) -> collections.Counter[str]:
     return counts
 
 
-def test_catchup_backfills_each_day_from_its_own_prefix(airflow_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_catchup_backfills_each_day_from_its_own_prefix(airflow_db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")  # busy 2-core machines
     from airflow.serialization.serialized_objects import DagSerialization
 
     dag = DagBag(str(DAGS)).get_dag("wordcount_nightly")
