@@ -148,11 +148,12 @@ def test_trigger_with_conf_over_rest_runs_to_success(airflow: Airflow, tmp_path:
         rejected = _trigger(airflow, {"input": f"file://{corpus}", **bad})
         assert rejected.status_code == 400, (bad, rejected.text)
 
+    # Three input files would give three map tasks; parallelism 1 from conf makes one.
     conf = {
         "input": f"file://{corpus}",
         "output": f"file://{output}",
         "reducers": 2,
-        "parallelism": 2,
+        "parallelism": 1,
     }
     response = _trigger(airflow, conf)
     assert response.status_code == 200, response.text
