@@ -48,7 +48,7 @@ def test_schema_prints_the_committed_schema() -> None:
 
 def test_render_prints_effective_spec_graph_and_valid_pods(tmp_path: Path) -> None:
     (tmp_path / "defaults.yaml").write_text("kubernetes: {namespace: batch-jobs}\nretries: 5\n")
-    job = (REPO / "dags" / "wordcount_kubernetes.yaml").read_text()
+    job = (REPO / "examples" / "wordcount_kubernetes.yaml").read_text()
     (tmp_path / "job.yaml").write_text(job.replace("  namespace: mapreduce\n", ""))
     result = runner.invoke(app, ["render", str(tmp_path / "job.yaml")])
     assert result.exit_code == 0, result.output

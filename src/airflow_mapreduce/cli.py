@@ -12,7 +12,7 @@ import yaml
 
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.spec.folder import job_files, load_jobs
-from airflow_mapreduce.spec.loader import load_job_file
+from airflow_mapreduce.spec.loader import DEFAULTS_FILE, load_job_file
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.schema import job_json_schema_text
 
@@ -29,11 +29,13 @@ def validate(
     for path in paths:
         if path.is_dir():
             files += job_files(path)
+        elif path.name == DEFAULTS_FILE:  # checked as part of each job of its folder
+            files += job_files(path.parent)
         elif path.is_file():
             files.append(path)
         else:
             missing.append(f"{path}: no such file or folder")
-    loaded = load_jobs(files)
+    loaded = load_jobs(list(dict.fromkeys(files)))
     for file, job in loaded.jobs.items():
         typer.echo(f"ok  {file}  (dag_id {job.dag_id})")
     for problem in [*missing, *loaded.problems]:

@@ -19,6 +19,12 @@ output: out
 """
 
 
+@pytest.fixture(autouse=True)
+def patient_dagbag(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Parsing imports Airflow providers; on a busy 2-core machine that can exceed 30 s.
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")
+
+
 @pytest.fixture
 def dags_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "dags"
@@ -71,3 +77,58 @@ def test_provider_is_registered() -> None:
 
     info = ProvidersManager().providers["airflow-mapreduce"]
     assert info.data["name"] == "MapReduce"
+
+
+def test_scheduling_fields_reach_the_dag(dags_folder: Path) -> None:
+    bag = DagBag(str(dags_folder))
+    nightly = bag.dags["wordcount_nightly"]
+    assert nightly.catchup is True and nightly.max_active_runs == 2
+    assert nightly.start_date.isoformat() == "2024-01-01T00:00:00+00:00"
+    assert nightly.end_date.isoformat() == "2024-01-03T00:00:00+00:00"
+    assert {"mapreduce", "example", "nightly"} <= set(nightly.tags)
+    from airflow_mapreduce.airflow import build_dag
+    from airflow_mapreduce.spec import load_job_file
+
+    k8s = build_dag(load_job_file(REPO / "examples" / "wordcount_kubernetes.yaml"))
+    assert k8s.dagrun_timeout.total_seconds() == 7200
+    assert k8s.get_task("map").owner == "data-platform"
+
+
+def test_email_on_failure_uses_the_smtp_notifier() -> None:
+    from airflow_mapreduce.airflow import build_dag
+    from airflow_mapreduce.spec import parse_job_text
+
+    text = (
+        "dag_id: mailed\ninput: {uri: in}\nmapper: {command: [cat]}\nreducers: 0\n"
+        "output: out\nemail: [oncall@example.com]\n"
+    )
+    [callback] = build_dag(parse_job_text(text)).get_task("map").on_failure_callback
+    assert type(callback).__name__ == "SmtpNotifier" and callback.to == ["oncall@example.com"]
+    quiet = build_dag(parse_job_text(text + "email_on_failure: false\n"))
+    assert not quiet.get_task("map").on_failure_callback
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "ok"),
+    [
+        ("input", "s3://bucket/logs/{{ ds }}/", True),
+        ("input", "http://example.com/x", False),
+        ("output", "/data/../etc", False),
+        ("reducers", 7, True),
+        ("reducers", 0, False),
+        ("parallelism", 0, False),
+        ("parallelism", 4, True),
+    ],
+)
+def test_params_apply_the_yaml_rules_to_conf(name: str, value: object, ok: bool) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from airflow_mapreduce.airflow import build_dag
+    from airflow_mapreduce.spec import load_job_file
+
+    param = build_dag(load_job_file(REPO / "dags" / "wordcount.yaml")).params.get_param(name)
+    if ok:
+        assert param.resolve(value) == value
+    else:
+        with pytest.raises(ParamValidationError):
+            param.resolve(value)

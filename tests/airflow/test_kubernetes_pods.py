@@ -13,7 +13,8 @@ from airflow_mapreduce.airflow.pods import render_worker_pods
 from airflow_mapreduce.spec import load_job_file, parse_job_text
 
 KUBERNETES_VERSIONS = ["1.33.0", "1.37.0"]
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "dags").glob("*.yaml"))
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted([*(REPO / "dags").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")])
 
 JOB = """\
 dag_id: wordcount_k8s

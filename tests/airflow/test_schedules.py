@@ -32,7 +32,8 @@ def output_counts(folder: Path) -> collections.Counter[str]:
     return counts
 
 
-def test_catchup_backfills_each_day_from_its_own_prefix(airflow_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_catchup_backfills_each_day_from_its_own_prefix(airflow_db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")  # busy 2-core machines
     from airflow.serialization.serialized_objects import DagSerialization
 
     dag = DagBag(str(DAGS)).get_dag("wordcount_nightly")
@@ -45,11 +46,34 @@ def test_catchup_backfills_each_day_from_its_own_prefix(airflow_db, tmp_path) ->
 
     # The output is overridden by conf, itself a template; the input keeps the YAML's.
     conf = {"output": f"file://{tmp_path}/{{{{ data_interval_start | ds_nodash }}}}/"}
+    runs = {}
     for info in infos:
         run = dag.test(logical_date=info.logical_date, run_conf=conf)
         assert run.state == "success"
+        runs[info.logical_date.date()] = run.run_id
     for day in days:
         output = tmp_path / day.strftime("%Y%m%d")
         assert (output / "_SUCCESS").exists()
         assert output_counts(output) == day_counts(day.isoformat())
     assert day_counts("2024-01-01") != day_counts("2024-01-02")  # the days really differ
+
+    # Mapped tasks are labelled with what they read (map_index_template).
+    for day, run_id in runs.items():
+        files = sorted((DAGS / "data" / "daily" / day.isoformat()).iterdir())
+        labels = rendered_map_indexes("wordcount_nightly", run_id)
+        splits = sorted(label.split(": ", 1)[1] for label in labels["map"])
+        assert splits == sorted(f"{p.name}[0:{p.stat().st_size}B]" for p in files)
+        assert all(label.startswith("split ") for label in labels["map"])
+        assert sorted(labels["reduce"]) == ["partition 0", "partition 1"]
+
+
+def rendered_map_indexes(dag_id: str, run_id: str) -> dict[str, list[str]]:
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    labels: dict[str, list[str]] = collections.defaultdict(list)
+    with create_session() as session:
+        for ti in session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id):
+            if ti.map_index >= 0:
+                labels[ti.task_id].append(ti.rendered_map_index)
+    return labels

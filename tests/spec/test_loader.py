@@ -25,7 +25,11 @@ def problems_of(text: str) -> list[str]:
     return info.value.problems
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "dags").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(REPO / "dags").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")]),
+    ids=lambda p: p.name,
+)
 def test_example_jobs_are_valid(path: Path) -> None:
     job = load_job_file(path)
     assert job.input.uri.startswith((f"file://{path.parent}/", "s3://"))

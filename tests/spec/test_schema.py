@@ -13,7 +13,7 @@ from airflow_mapreduce.spec.schema import SCHEMA_FILE, job_json_schema, job_json
 from airflow_mapreduce.spec.validators import URI_PATTERN, check_uri
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((REPO / "dags").glob("*.yaml"))
+EXAMPLES = sorted([*(REPO / "dags").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")])
 INVALID = REPO / "tests" / "spec" / "invalid"
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import XComArg
 
+from airflow_mapreduce.airflow.labels import LOCAL_MAP_INDEX_TEMPLATE, POD_MAP_INDEX_TEMPLATE
 from airflow_mapreduce.airflow.operators import LocalWorkerOperator, worker_command
 from airflow_mapreduce.spec.models import JobSpec, KubernetesSpec
 
@@ -35,11 +36,14 @@ def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir:
     if job.backend in ("kubernetes", "kubernetes_job"):  # kubernetes_job: reduces stay pods
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-        return KubernetesPodOperator.partial(**common, **pod_arguments(job, task_id)).expand(
-            arguments=spec_uris.map(worker_arguments)
-        )
+        return KubernetesPodOperator.partial(
+            **common, **pod_arguments(job, task_id), map_index_template=POD_MAP_INDEX_TEMPLATE
+        ).expand(arguments=spec_uris.map(worker_arguments))
     return LocalWorkerOperator.partial(
-        **common, aws_conn_id=job.storage.aws_conn_id, job_dir=job_dir
+        **common,
+        aws_conn_id=job.storage.aws_conn_id,
+        job_dir=job_dir,
+        map_index_template=LOCAL_MAP_INDEX_TEMPLATE,
     ).expand(task_spec_uri=spec_uris)
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context
 from pydantic import TypeAdapter
@@ -193,6 +193,12 @@ class LocalWorkerOperator(BaseOperator):
 
     def execute(self, context: Context) -> None:
         from airflow.providers.standard.hooks.subprocess import SubprocessHook
+
+        from airflow_mapreduce.airflow.labels import LABEL_CONTEXT_KEY, task_label
+
+        files = airflow_filesystems(self.aws_conn_id, [self.task_spec_uri])
+        spec = _TASK_SPEC.validate_json(files.read_bytes(self.task_spec_uri))
+        cast(dict[str, Any], context)[LABEL_CONTEXT_KEY] = task_label(spec)  # map_index_template
 
         env = dict(os.environ)
         if self.job_dir:

@@ -30,6 +30,17 @@ from airflow_mapreduce.storage import resolve_uri
 
 DEFAULTS_FILE = "defaults.yaml"
 
+
+class _JobLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: pydantic parses them and, for 2024-13-01,
+    says where and what is wrong instead of PyYAML's bare ValueError."""
+
+
+_JobLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 Location = tuple[str, int, int]  # file, 1-based line, column
 FieldPath = tuple[str | int, ...]
 
@@ -87,7 +98,7 @@ def _read_document(path: Path) -> _Document:
 
 def _parse_document(text: str, source: str) -> _Document:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_JobLoader)
     except yaml.YAMLError as exc:
         raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
     if root is None:
@@ -101,9 +112,13 @@ def _parse_document(text: str, source: str) -> _Document:
     if problems:
         raise JobSpecError(source, problems)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_JobLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:  # e.g. tags that would construct objects
         raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
+    except ValueError as exc:  # an explicitly tagged value PyYAML cannot build
+        raise JobSpecError(
+            source, [f"{source}:1:1: not valid YAML: {exc}; remove the explicit !! tag"]
+        ) from exc
     if not isinstance(data, dict):
         found = type(data).__name__
         raise JobSpecError(
@@ -141,7 +156,7 @@ def with_paths_resolved(spec: JobSpec, base_dir: Path) -> JobSpec:
 def describe_validation_error(
     exc: ValidationError, source: str, locations: dict[FieldPath, Location]
 ) -> list[str]:
-    problems: list[str] = []
+    found: list[tuple[Location, str]] = []
     for error in exc.errors():
         loc = _field_path(tuple(error["loc"]))
         cause = (error.get("ctx") or {}).get("error")
@@ -150,9 +165,11 @@ def describe_validation_error(
         file, line, col = _nearest_location(loc, locations, source)
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         problem = f"{file}:{line}:{col}: {dotted}: {_message(error, loc)}"
-        if problem not in problems:  # a union reports each member's failure alike
-            problems.append(problem)
-    return problems
+        if all(problem != p for _, p in found):  # a union reports each member's failure alike
+            found.append(((file, line, col), problem))
+    # In reading order: defaults.yaml's problems first, then the job file's.
+    found.sort(key=lambda item: (item[0][0] == source, item[0][1], item[0][2]))
+    return [problem for _, problem in found]
 
 
 # Words for pydantic's error types: what was expected, and how to fix it.
@@ -207,6 +224,13 @@ def _message(error: Any, loc: FieldPath) -> str:
         return f"expected {rule}, found {found!r}"
     if kind in ("string_too_long", "too_long"):
         return f"expected at most {ctx.get('max_length')} characters/items, found {len(found)}"
+    if kind == "model_type" and loc and (model := _model_at(loc)) is not None:
+        required = [name for name, f in model.model_fields.items() if f.is_required()]
+        example = ", ".join(f"{name}: ..." for name in (required or list(model.model_fields)[:1]))
+        return (
+            f"expected a mapping of key: value lines, found {_describe(found)}; "
+            f"write e.g. {loc[-1]}: {{{example}}}"
+        )
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, found {_describe(found)}"
     message = str(error["msg"]).replace("Input should be", "expected")

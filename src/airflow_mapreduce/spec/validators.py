@@ -6,6 +6,7 @@ schedule fails here, with its file and line, rather than later in the DAG proces
 
 from __future__ import annotations
 
+import difflib
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -57,6 +58,9 @@ def check_schedule(value: str) -> str:
             )
         return text
     if not croniter.is_valid(text):
+        preset = difflib.get_close_matches("@" + text.lower(), SCHEDULE_PRESETS, n=1, cutoff=0.8)
+        if preset:
+            raise ValueError(f"{value!r} is not a cron expression; did you mean {preset[0]!r}?")
         raise ValueError(
             f"expected a cron expression 'minute hour day-of-month month day-of-week' "
             f"such as '0 3 * * *' (every day at 03:00), or a preset like @daily; "
