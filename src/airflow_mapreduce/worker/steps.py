@@ -20,7 +20,7 @@ from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import load_callable
-from airflow_mapreduce.worker.codec import Codec, encode_json
+from airflow_mapreduce.worker.codec import Codec, decode_json, encode_json
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.records import as_streaming_input, split_lines
@@ -186,8 +186,9 @@ class Step:
                     env=self.env,
                 )
             )
-        encode, join = self.codec.encode, self.fmt.join
-        return [join(encode(k), encode(v)) for k, v in self._reduce_pairs(lines)]
+        encode = encode_json if self.codec.kind == "json" else self.codec.encode
+        sep = self.fmt.separator
+        return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs(lines)]
 
     def reduce_into(self, lines: Iterable[bytes], writer: PartWriter) -> None:
         if self.spec.command is not None:
@@ -201,11 +202,13 @@ class Step:
     def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
         function = self.function
         assert function is not None
-        decode, split = self.codec.decode, self.fmt.split
+        decode = decode_json if self.codec.kind == "json" else self.codec.decode
+        skip = len(self.fmt.separator)
         for raw_key, group in itertools.groupby(lines, key=self.fmt.key_of):
             key = decode(raw_key)
+            start = len(raw_key) + skip  # the value follows the key and its separator
             try:
-                yield from function(key, (decode(split(line)[1]) for line in group))
+                yield from function(key, (decode(line[start:]) for line in group))
             except Exception as exc:
                 raise RecordError(
                     f"{self.role} {self.spec.callable} raised {exc!r} on key {key!r}"
