@@ -243,3 +243,32 @@ def test_hooks_and_counters_of_callables(run_job, tmp_path, monkeypatch) -> None
     assert sorted(p.name for p in (tmp_path / "marks").iterdir()) == [
         "map-0", "reduce-0", "reduce-1"
     ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["command", "callable"])
+def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind) -> None:  # type: ignore[no-untyped-def]
+    combiner = (
+        "{command: [python3, mapreduce_jobs/wordcount/reducer.py]}"
+        if kind == "command"
+        else "{callable: mapreduce_jobs.wordcount_callables:combiner}"
+    )
+    spec = parse_job_text(
+        job(f"""
+            mapper: {{command: [python3, mapreduce_jobs/wordcount/mapper.py]}}
+            combiner: {combiner}
+            reducer: {{command: [python3, mapreduce_jobs/wordcount/reducer_current_word.py]}}
+            memory: {{sort_buffer: 4MiB}}
+        """).replace("split_size: 64KiB", "split_size: 2MiB")
+    )
+    manifest = run_job(spec, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
+    counts: collections.Counter[str] = collections.Counter()
+    for data in parts(tmp_path / "out").values():
+        for line in data.decode().splitlines():
+            word, count = line.split("\t")
+            assert word not in counts
+            counts[word] = int(count)
+    assert counts == word_corpus.counts
+    ours = manifest.counters["airflow-mapreduce"]
+    assert ours["spills"] > 3
+    assert ours["combine_output_records"] < ours["combine_input_records"]
