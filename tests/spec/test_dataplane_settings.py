@@ -46,3 +46,9 @@ def test_settings_reach_the_worker_runtime() -> None:
 def test_bad_settings_are_clear_errors(yaml: str, expected: str) -> None:
     with pytest.raises(JobSpecError, match=expected):
         parse_job_text(BASE + yaml)
+
+
+def test_key_field_partitioning_needs_text_records() -> None:
+    callables = BASE.replace("{command: [cat]}", "{callable: m:f}")
+    with pytest.raises(JobSpecError, match="partition on a key of its own"):
+        parse_job_text(callables + "streaming: {key_fields: 2}\npartitioner: {key_fields: 1}\n")
