@@ -147,9 +147,11 @@ RISKY = """
 """
 
 
-def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("mapper", ["risky_mapper", "risky_batch_mapper"])
+def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path, mapper) -> None:  # type: ignore[no-untyped-def]
     _lines, good, offsets = bad_record_input(tmp_path / "in")
-    spec = parse_job_text(job(RISKY + "    bad_records: {max_count: 3}\n", reducers=2))
+    steps = RISKY.replace("risky_mapper", mapper) + "    bad_records: {max_count: 3}\n"
+    spec = parse_job_text(job(steps, reducers=2))
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     counts = collections.Counter()
     for data in parts(tmp_path / "out").values():
@@ -158,7 +160,8 @@ def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path)
             counts[word] = int(count)
     assert counts == good
     assert manifest.counters["airflow-mapreduce"]["bad_records"] == 3
-    assert manifest.counters["Probe"]["words"] == sum(good.values())
+    if mapper == "risky_mapper":
+        assert manifest.counters["Probe"]["words"] == sum(good.values())
     [map_manifest] = [
         TaskManifest.model_validate_json(p.read_bytes())
         for p in (tmp_path / "out" / "_temporary").rglob("map/*/manifest.json")

@@ -118,7 +118,10 @@ class Step:
                 except Exception:
                     # Find the culprit(s): each record alone, skipping or failing as configured.
                     for i, value in enumerate(chunk, first):
-                        yield from self._call_one(function, [value], block, start, i, split, dead)
+                        yield from self._call_one(
+                            function, [value], block, start, i, split, dead,
+                            items if jsonlines else None,
+                        )  # fmt: skip
             if batch:
                 continue
             if not dead.settings.enabled:
