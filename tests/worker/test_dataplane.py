@@ -275,3 +275,28 @@ def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind) -> N
     ours = manifest.counters["airflow-mapreduce"]
     assert ours["spills"] > 3
     assert ours["combine_output_records"] < ours["combine_input_records"]
+
+
+def test_streaming_mapper_never_sees_lines_that_are_not_json(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "in").mkdir()
+    good = [json.dumps({"n": i}) for i in range(50)]
+    lines = [*good[:20], "{broken", *good[20:]]
+    (tmp_path / "in" / "items.jsonl").write_text("\n".join(lines) + "\n")
+    spec = parse_job_text(
+        job(
+            """
+            mapper: {command: [cat]}
+            formats: {input: jsonlines}
+            bad_records: {max_count: 1}
+            keep_intermediate: true
+            """,
+            reducers=0,
+        )
+    )
+    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    assert parts(tmp_path / "out")["part-m-00000"].decode().splitlines() == good
+    assert manifest.counters["airflow-mapreduce"]["bad_records"] == 1
+    [dead_letter] = (tmp_path / "out" / "_temporary").rglob("bad-records.jsonl")
+    [entry] = [json.loads(x) for x in dead_letter.read_text().splitlines()]
+    assert entry["record"] == "{broken"
+    assert entry["offset"] == sum(len(x) + 1 for x in good[:20])
