@@ -20,6 +20,14 @@ def risky_mapper(_key: None, line: str) -> Iterator[tuple[str, int]]:
         yield word, 1
 
 
+@context.batch_mapper
+def risky_batch_mapper(lines: list[str]) -> list[tuple[str, int]]:
+    """The batch form of risky_mapper (without counters: a failed batch is retried)."""
+    if any("BAD" in line for line in lines):
+        raise ValueError("cannot parse")
+    return [(word, 1) for line in lines for word in line.split()]
+
+
 def item_mapper(_key: None, item: dict[str, Any]) -> Iterator[tuple[str, int]]:
     """JSON-lines input: one work item (a parsed object) per call."""
     yield item["user"], int(item["amount"])

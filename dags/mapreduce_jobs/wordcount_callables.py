@@ -4,7 +4,10 @@ Counts arrive as ints when every step is a callable, and as text when a streamin
 command takes part (Hadoop Streaming is text), so int() accepts both.
 """
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
+
+from airflow_mapreduce.worker.context import batch_mapper
 
 
 def mapper(_key: None, line: str) -> Iterator[tuple[str, int]]:
@@ -18,3 +21,13 @@ def combiner(word: str, counts: Iterable[int | str]) -> Iterator[tuple[str, int]
 
 def reducer(word: str, counts: Iterable[int | str]) -> Iterator[tuple[str, int]]:
     yield word, sum(int(c) for c in counts)
+
+
+@batch_mapper
+def mapper_batch(lines: list[str]) -> Iterable[tuple[str, int]]:
+    """The opt-in batch form: one call per block of lines, summing in a dict first
+    (in-mapper combining), so the shuffle sees each word once per block."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        counts.update(line.split())
+    return counts.items()

@@ -147,9 +147,11 @@ RISKY = """
 """
 
 
-def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("mapper", ["risky_mapper", "risky_batch_mapper"])
+def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path, mapper) -> None:  # type: ignore[no-untyped-def]
     _lines, good, offsets = bad_record_input(tmp_path / "in")
-    spec = parse_job_text(job(RISKY + "    bad_records: {max_count: 3}\n", reducers=2))
+    steps = RISKY.replace("risky_mapper", mapper) + "    bad_records: {max_count: 3}\n"
+    spec = parse_job_text(job(steps, reducers=2))
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     counts = collections.Counter()
     for data in parts(tmp_path / "out").values():
@@ -158,7 +160,8 @@ def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path)
             counts[word] = int(count)
     assert counts == good
     assert manifest.counters["airflow-mapreduce"]["bad_records"] == 3
-    assert manifest.counters["Probe"]["words"] == sum(good.values())
+    if mapper == "risky_mapper":
+        assert manifest.counters["Probe"]["words"] == sum(good.values())
     [map_manifest] = [
         TaskManifest.model_validate_json(p.read_bytes())
         for p in (tmp_path / "out" / "_temporary").rglob("map/*/manifest.json")
@@ -243,3 +246,57 @@ def test_hooks_and_counters_of_callables(run_job, tmp_path, monkeypatch) -> None
     assert sorted(p.name for p in (tmp_path / "marks").iterdir()) == [
         "map-0", "reduce-0", "reduce-1"
     ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["command", "callable"])
+def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind) -> None:  # type: ignore[no-untyped-def]
+    combiner = (
+        "{command: [python3, mapreduce_jobs/wordcount/reducer.py]}"
+        if kind == "command"
+        else "{callable: mapreduce_jobs.wordcount_callables:combiner}"
+    )
+    spec = parse_job_text(
+        job(f"""
+            mapper: {{command: [python3, mapreduce_jobs/wordcount/mapper.py]}}
+            combiner: {combiner}
+            reducer: {{command: [python3, mapreduce_jobs/wordcount/reducer_current_word.py]}}
+            memory: {{sort_buffer: 4MiB}}
+        """).replace("split_size: 64KiB", "split_size: 2MiB")
+    )
+    manifest = run_job(spec, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
+    counts: collections.Counter[str] = collections.Counter()
+    for data in parts(tmp_path / "out").values():
+        for line in data.decode().splitlines():
+            word, count = line.split("\t")
+            assert word not in counts
+            counts[word] = int(count)
+    assert counts == word_corpus.counts
+    ours = manifest.counters["airflow-mapreduce"]
+    assert ours["spills"] > 3
+    assert ours["combine_output_records"] < ours["combine_input_records"]
+
+
+def test_streaming_mapper_never_sees_lines_that_are_not_json(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "in").mkdir()
+    good = [json.dumps({"n": i}) for i in range(50)]
+    lines = [*good[:20], "{broken", *good[20:]]
+    (tmp_path / "in" / "items.jsonl").write_text("\n".join(lines) + "\n")
+    spec = parse_job_text(
+        job(
+            """
+            mapper: {command: [cat]}
+            formats: {input: jsonlines}
+            bad_records: {max_count: 1}
+            keep_intermediate: true
+            """,
+            reducers=0,
+        )
+    )
+    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    assert parts(tmp_path / "out")["part-m-00000"].decode().splitlines() == good
+    assert manifest.counters["airflow-mapreduce"]["bad_records"] == 1
+    [dead_letter] = (tmp_path / "out" / "_temporary").rglob("bad-records.jsonl")
+    [entry] = [json.loads(x) for x in dead_letter.read_text().splitlines()]
+    assert entry["record"] == "{broken"
+    assert entry["offset"] == sum(len(x) + 1 for x in good[:20])

@@ -293,6 +293,12 @@ class JobSpec(Model):
     @model_validator(mode="after")
     def _dataplane_consistent(self) -> JobSpec:
         check_partition_fields(self.streaming, self.partitioner)
+        steps = [s for s in (self.mapper, self.combiner, self.reducer) if s is not None]
+        if self.partitioner.key_fields is not None and all(s.callable for s in steps):
+            raise ValueError(
+                "partitioner.key_fields splits text keys of streaming commands; with only "
+                "Python callables, keys are JSON values: partition on a key of its own instead"
+            )
         return self
 
     # Work-queue settings (queue-pulling backends).

@@ -37,7 +37,7 @@ class Codec:
 
     def decode(self, data: bytes) -> Any:
         if self.kind == "json":
-            return json.loads(data)
+            return decode_json(data)
         return data.decode("utf-8", "surrogateescape")
 
 
@@ -53,6 +53,15 @@ def encode_json(obj: Any) -> bytes:
     )
 
 
+def decode_json(data: bytes) -> Any:
+    """Inverse of encode_json, with the same fast paths for plain strings and integers."""
+    if data[:1] == b'"' and b"\\" not in data:
+        return data[1:-1].decode("utf-8", "surrogateescape")
+    if data.isdigit():
+        return int(data)
+    return json.loads(data.decode("utf-8", "surrogateescape"))
+
+
 def format_output(key: Any, value: Any) -> bytes:
     """Final text output of Python callables: str as is, anything else as JSON."""
     return join_record(_text(key), _text(value))
@@ -61,4 +70,4 @@ def format_output(key: Any, value: Any) -> bytes:
 def _text(obj: Any) -> bytes:
     if isinstance(obj, str):
         return obj.encode("utf-8", "surrogateescape")  # undecodable input bytes survive
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_json(obj)

@@ -20,7 +20,7 @@ from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import load_callable
-from airflow_mapreduce.worker.codec import Codec
+from airflow_mapreduce.worker.codec import Codec, decode_json, encode_json
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.records import as_streaming_input, split_lines
@@ -82,7 +82,7 @@ class Step:
             return
         encode = self.codec.encode
         if self.codec.kind == "json":  # one key field: hash the encoded key directly
-            crc32, n, add = zlib.crc32, self.fmt.num_partitions, sink.add
+            crc32, n, add, encode = zlib.crc32, self.fmt.num_partitions, sink.add, encode_json
             for key, value in pairs:
                 raw_key = encode(key)
                 add(crc32(raw_key) % n, raw_key + b"\t" + encode(value))
@@ -104,43 +104,62 @@ class Step:
     ) -> Iterator[tuple[Any, Any]]:
         function = self.function
         assert function is not None
-        items = (
-            item
-            for start, block in blocks
-            for item in _input_items(block, start, split, dead, jsonlines)
-        )
-        if context.is_batch_mapper(function):
-            while batch := list(itertools.islice(items, BATCH_RECORDS)):
+        batch = context.is_batch_mapper(function)
+        for start, block in blocks:
+            if jsonlines:
+                items = list(_json_items(block, start, split, dead))
+                values = [value for _, _, value in items]
+            else:
+                values = _text_lines(block)
+            for first in range(0, len(values), BATCH_RECORDS) if batch else ():
+                chunk = values[first : first + BATCH_RECORDS]
                 try:
-                    yield from list(function([value for _, _, value in batch]))
+                    yield from list(function(chunk))
                 except Exception:
                     # Find the culprit(s): each record alone, skipping or failing as configured.
-                    for item in batch:
-                        yield from self._call_one(function, item, split, dead, batch=True)
-            return
-        if not dead.settings.enabled:
-            for offset, line, value in items:
-                try:
-                    yield from function(None, value)
-                except Exception as exc:
-                    dead.add(split, offset, line, f"{self.spec.callable} raised {exc!r}")
-            return
-        for item in items:
-            yield from self._call_one(function, item, split, dead, batch=False)
+                    for i, value in enumerate(chunk, first):
+                        yield from self._call_one(
+                            function, [value], block, start, i, split, dead,
+                            items if jsonlines else None,
+                        )  # fmt: skip
+            if batch:
+                continue
+            if not dead.settings.enabled:
+                for i, value in enumerate(values):
+                    try:
+                        yield from function(None, value)
+                    except Exception as exc:
+                        offset, line = _locate(block, start, i, items if jsonlines else None)
+                        dead.add(split, offset, line, f"{self.spec.callable} raised {exc!r}")
+                continue
+            for i, value in enumerate(values):
+                yield from self._call_one(
+                    function,
+                    (None, value),
+                    block,
+                    start,
+                    i,
+                    split,
+                    dead,
+                    items if jsonlines else None,
+                )
 
     def _call_one(
         self,
         function: Any,
-        item: tuple[int, bytes, Any],
+        args: Any,
+        block: bytes,
+        start: int,
+        index: int,
         split: InputSplit,
         dead: DeadLetters,
-        batch: bool,
+        items: list[tuple[int, bytes, Any]] | None = None,
     ) -> list[tuple[Any, Any]]:
-        offset, line, value = item
         try:
             # Whole output or none: a record that raises halfway leaves no partial pairs.
-            return list(function([value]) if batch else function(None, value))
+            return list(function(*args) if isinstance(args, tuple) else function(args))
         except Exception as exc:
+            offset, line = _locate(block, start, index, items)
             dead.add(split, offset, line, f"{self.spec.callable} raised {exc!r}")
             return []
 
@@ -164,14 +183,15 @@ class Step:
             return list(
                 run_command(
                     self.spec.command,
-                    _batched(lines),
+                    _joined_slices(lines),
                     what=self.role,
                     counters=self.counters,
                     env=self.env,
                 )
             )
-        encode, join = self.codec.encode, self.fmt.join
-        return [join(encode(k), encode(v)) for k, v in self._reduce_pairs(lines)]
+        encode = encode_json if self.codec.kind == "json" else self.codec.encode
+        sep = self.fmt.separator
+        return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs(lines)]
 
     def reduce_into(self, lines: Iterable[bytes], writer: PartWriter) -> None:
         if self.spec.command is not None:
@@ -185,25 +205,44 @@ class Step:
     def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
         function = self.function
         assert function is not None
-        decode, split = self.codec.decode, self.fmt.split
+        decode = decode_json if self.codec.kind == "json" else self.codec.decode
+        skip = len(self.fmt.separator)
         for raw_key, group in itertools.groupby(lines, key=self.fmt.key_of):
             key = decode(raw_key)
+            start = len(raw_key) + skip  # the value follows the key and its separator
             try:
-                yield from function(key, (decode(split(line)[1]) for line in group))
+                yield from function(key, (decode(line[start:]) for line in group))
             except Exception as exc:
                 raise RecordError(
                     f"{self.role} {self.spec.callable} raised {exc!r} on key {key!r}"
                 ) from exc
 
 
-def _input_items(
-    block: bytes, start: int, split: InputSplit, dead: DeadLetters, jsonlines: bool
+def _text_lines(block: bytes) -> list[str]:
+    """A block's lines as str, decoded at once (LF never occurs inside a UTF-8 sequence)."""
+    text = block.decode("utf-8", "surrogateescape")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # after the final newline: not a record
+    return lines
+
+
+def _locate(
+    block: bytes, start: int, index: int, items: list[tuple[int, bytes, Any]] | None
+) -> tuple[int, bytes]:
+    """(byte offset, raw line) of the index-th record: found only when a record is bad."""
+    if items is not None:
+        return items[index][0], items[index][1]
+    return next(itertools.islice(split_lines(block, start), index, None))
+
+
+def _json_items(
+    block: bytes, start: int, split: InputSplit, dead: DeadLetters
 ) -> Iterator[tuple[int, bytes, Any]]:
-    """(offset, raw line, value): the line as str, or its parsed JSON for jsonlines input."""
+    """(offset, raw line, parsed item) of each JSON line; bad JSON is a bad record."""
     for offset, line in split_lines(block, start):
-        if not jsonlines:
-            yield offset, line, line.decode("utf-8", "surrogateescape")
-            continue
         if not line.strip():
             continue  # blank lines between JSON items are not records
         try:
@@ -226,6 +265,12 @@ def _drop_bad_json(block: bytes, start: int, split: InputSplit, dead: DeadLetter
         good.append(line)
     good.append(b"")
     return b"\n".join(good)
+
+
+def _joined_slices(lines: list[bytes], size: int = 4096) -> Iterator[bytes]:
+    """A list's lines as LF-terminated chunks of `size` lines, joined in C."""
+    for first in range(0, len(lines), size):
+        yield b"\n".join(lines[first : first + size]) + b"\n"
 
 
 def _batched(lines: Iterable[bytes]) -> Iterator[bytes]:

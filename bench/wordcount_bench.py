@@ -1,0 +1,211 @@
+"""Word count speed: this project's pipeline against a single-process Counter, in one run.
+
+    .venv/bin/python bench/wordcount_bench.py [--mib 160] [--workers 2]
+
+Times, on the same input:
+  (a)  collections.Counter over whitespace-split lines, one process (the baseline);
+  (b)  the local runner with Python callables + combiner, R=4, through the full shuffle
+       (b1: mrjob-style per-record generators; b2: the opt-in batch mapper);
+  (c)  the same with the streaming mapper.py / reducer.py pair (reducer.py as combiner).
+Map and reduce tasks run in a process pool, as the local backend's mapped Airflow tasks
+run in parallel under LocalExecutor. Every result is checked against (a).
+
+Input: text files of Debian's linux-source-6.1 package (/usr/src/linux-source-6.1.tar.xz,
+`apt-get install linux-source-6.1`), else a generated Zipf corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import os
+import random
+import resource
+import shutil
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DAGS = REPO / "dags"
+LINUX_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+TEXT_SUFFIXES = (".c", ".h", ".rst", ".txt")
+CHUNK_BYTES = 16_000_000
+
+
+def build_corpus(folder: Path, min_bytes: int) -> str:
+    """~16 MB text files in `folder` (cached between runs); returns where the text is from."""
+    marker = folder / f".complete-{min_bytes}"
+    if marker.exists():
+        return marker.read_text()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    source = _from_linux(folder, min_bytes) if LINUX_TARBALL.exists() else None
+    if source is None:
+        shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        source = _zipf(folder, min_bytes)
+    marker.write_text(source)
+    return source
+
+
+def _from_linux(folder: Path, min_bytes: int) -> str | None:
+    total, index, out = 0, 0, None
+    with tarfile.open(LINUX_TARBALL, "r|xz") as tar:
+        for member in tar:
+            if not member.isfile() or not member.name.endswith(TEXT_SUFFIXES):
+                continue
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            if out is None or out.tell() >= CHUNK_BYTES:
+                if out is not None:
+                    out.close()
+                out = (folder / f"linux-{index:03d}.txt").open("wb")
+                index += 1
+            out.write(data)
+            total += len(data)
+            if total >= min_bytes:
+                out.close()
+                return f"{LINUX_TARBALL} (text files, {total / 1e6:.0f} MB)"
+    if out is not None:
+        out.close()
+    return None
+
+
+def _zipf(folder: Path, min_bytes: int) -> str:
+    rng = random.Random(1)
+    vocabulary = [f"w{i}" for i in range(200_000)]
+    weights = list(itertools.accumulate(1 / (r + 1) for r in range(len(vocabulary))))
+    total, index = 0, 0
+    while total < min_bytes:
+        words = rng.choices(vocabulary, cum_weights=weights, k=2_000_000)
+        text = "\n".join(" ".join(words[i : i + 12]) for i in range(0, len(words), 12)) + "\n"
+        (folder / f"zipf-{index:03d}.txt").write_text(text)
+        total += len(text)
+        index += 1
+    return f"generated Zipf corpus ({total / 1e6:.0f} MB)"
+
+
+def counter_baseline(folder: Path) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for path in sorted(folder.glob("*.txt")):
+        with path.open(encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                counts.update(line.split())
+    return counts
+
+
+def _init_worker() -> None:
+    os.chdir(DAGS)  # relative commands and modules resolve in dags/, as for the local backend
+    sys.path.insert(0, str(DAGS))
+
+
+def _run_task(uri: str) -> None:
+    from airflow_mapreduce.worker.run import run_task
+
+    run_task(uri)
+
+
+def run_pipeline(job_yaml: str, input_dir: Path, output: Path, pool: ProcessPoolExecutor) -> None:
+    from airflow_mapreduce.plan.commit import commit_run
+    from airflow_mapreduce.plan.planner import RunTarget, plan_run
+    from airflow_mapreduce.plan.shuffle import shuffle_run
+    from airflow_mapreduce.spec import parse_job_text
+    from airflow_mapreduce.storage import FileSystems
+
+    job = parse_job_text(job_yaml)
+    files = FileSystems()
+    target = RunTarget(
+        job.dag_id, "bench", f"file://{input_dir}", f"file://{output}", None, job.reducers, 64
+    )
+    plan_uri, map_specs = plan_run(files, job, target)
+    list(pool.map(_run_task, map_specs))
+    list(pool.map(_run_task, shuffle_run(files, plan_uri, job.reducers)))
+    commit_run(files, plan_uri)
+
+
+def read_counts(output: Path) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for part in sorted(output.glob("part-*")):
+        with part.open(encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+            for line in f:
+                word, _, count = line.rstrip("\n").rpartition("\t")
+                counts[word] += int(count)
+    return counts
+
+
+JOB_HEAD = "dag_id: bench\ninput: {uri: unused, split_size: 16MiB}\noutput: unused\nreducers: 4\n"
+JOBS = {
+    "b1 callables + combiner": JOB_HEAD
+    + "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper}\n"
+    "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
+    "reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}\n",
+    "b2 batch callable + combiner": JOB_HEAD
+    + "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n"
+    "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
+    "reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}\n",
+    "c  streaming mapper.py/reducer.py": JOB_HEAD
+    + "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper.py]}\n"
+    "combiner: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n"
+    "reducer: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n",
+}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its waited-for children (pool workers, commands)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(function: Callable[[], object]) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds, result). CPU time is less sensitive to other load."""
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    result = function()
+    return time.perf_counter() - start, cpu_seconds() - start_cpu, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mib", type=int, default=160, help="input size (MB, default 160)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/airflow-mapreduce-bench"))
+    parser.add_argument("--only", help="run only the jobs whose label contains this text")
+    args = parser.parse_args()
+
+    corpus = args.cache / "corpus"
+    source = build_corpus(corpus, args.mib * 1_000_000)
+    size = sum(p.stat().st_size for p in corpus.glob("*.txt"))
+    print(f"input: {source}; {size / 1e6:.0f} MB; {args.workers} worker processes")
+
+    baseline_time, baseline_cpu, baseline = timed(lambda: counter_baseline(corpus))
+    assert isinstance(baseline, collections.Counter)
+    print(f"{'':36} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
+    print(f"{'(a)  Counter, one process':36} {baseline_time:7.1f}s {1:5.2f}x "
+          f"{baseline_cpu:7.1f}s {1:5.2f}x")  # fmt: skip
+    failed = False
+    for label, job_yaml in JOBS.items():
+        if args.only and args.only not in label:
+            continue
+        output = args.cache / "out" / label.split()[0]
+
+        def run(job_yaml: str = job_yaml, output: Path = output) -> None:
+            # A pool per job: its workers are reaped at the end, so their CPU time counts.
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+                run_pipeline(job_yaml, corpus, output, pool)
+
+        seconds, cpu, _ = timed(run)
+        same = read_counts(output) == baseline
+        failed |= not same
+        print(
+            f"({label:<33}) {seconds:7.1f}s {seconds / baseline_time:5.2f}x "
+            f"{cpu:7.1f}s {cpu / baseline_cpu:5.2f}x{'' if same else '  WRONG RESULT'}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
