@@ -48,7 +48,8 @@ def test_pull_worker_runs_every_queued_map_task_without_airflow(
     for i in range(3):
         (tmp_path / f"in-{i}.txt").write_text(f"a b a {i}\n")
     job = parse_job_text(
-        "dag_id: wc\ninput: {uri: x}\nmapper: {command: [cat]}\nreducer: {command: [cat]}\n"
+        "dag_id: wc\ninput: {uri: x, split_size: 8}\nmapper: {command: [cat]}\n"
+        "reducer: {command: [cat]}\n"
         "reducers: 2\noutput: x\n"
     )
     target = RunTarget("wc", "r1", f"file://{tmp_path}", f"file://{tmp_path}/out", None, 2, 8)
