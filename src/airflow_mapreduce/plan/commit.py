@@ -71,12 +71,12 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         add_counters(counters, manifest.counters)
         for part in manifest.files:
             _check_attempt_part(files, layout, phase, manifest, part)
-            dest = (
+            dest_uri = (
                 output.map_part_uri(manifest.task_index)
                 if phase == "map"
                 else output.part_uri(part.partition)
             )
-            promotions.append((part, part.model_copy(update={"uri": dest})))
+            promotions.append((part, part.model_copy(update={"uri": dest_uri})))
     promotions.sort(key=lambda pair: pair[1].uri)
 
     files.remove(output.success_uri)
