@@ -26,8 +26,10 @@ _DROP = {"host", "content-length", "transfer-encoding", "connection", "expect", 
 
 
 class S3FaultProxy:
-    def __init__(self, upstream: str, fault_rate: float, seed: int) -> None:
+    def __init__(self, upstream: str, fault_rate: float, seed: int, record: bool = False) -> None:
         self.upstream = upstream.rstrip("/")
+        # Every request and response (headers and body), for tests that grep the traffic.
+        self.transcript: list[bytes] | None = [] if record else None
         self.fault_rate = fault_rate
         self.rng = random.Random(seed)
         self.injected: collections.Counter[str] = collections.Counter()
@@ -65,6 +67,10 @@ class S3FaultProxy:
         await self._runner.cleanup()
         await self._session.close()
 
+    def _record(self, *chunks: bytes) -> None:
+        if self.transcript is not None:
+            self.transcript.extend(chunks)
+
     def _pick_fault(self) -> str | None:
         if self.rng.random() >= self.fault_rate:
             return None
@@ -74,6 +80,7 @@ class S3FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        self._record(f"{request.method} {request.path_qs} {dict(request.headers)}".encode(), body)
         fault = self._pick_fault()
         if fault == "slow_down":
             return web.Response(status=503, text=_ERROR_XML.format(code="SlowDown"))
@@ -99,6 +106,7 @@ class S3FaultProxy:
         except aiohttp.ClientError:
             return web.Response(status=502, text=_ERROR_XML.format(code="BadGateway"))
         self.forwarded += 1
+        self._record(f"{status} {dict(up_headers)}".encode(), data)
         if fault == "reset_after":  # the server did it, the client never hears: retries
             assert request.transport is not None
             request.transport.abort()
