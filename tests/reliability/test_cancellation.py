@@ -92,3 +92,13 @@ def test_on_kill_stops_worker_and_mapper(tmp_path: Path) -> None:
     assert not Path(layout.manifest_uri("map", 0).removeprefix("file://")).exists()
     assert not (tmp_path / "out" / "_SUCCESS").exists()
     assert not list((tmp_path / "out").glob("part-*"))
+
+
+def test_killed_pods_are_deleted() -> None:
+    """KubernetesPodOperator.on_kill deletes the pod when its on_kill_action says so."""
+    from airflow_mapreduce.airflow.backends import pod_arguments
+
+    job = parse_job_text(ENDLESS_JOB.replace("reducers: 0", "reducers: 0\nbackend: kubernetes"))
+    arguments = pod_arguments(job, "map")
+    assert arguments["on_kill_action"] == "delete_pod"
+    assert arguments["on_finish_action"] == "delete_pod"
