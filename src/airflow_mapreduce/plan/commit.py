@@ -133,7 +133,7 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
 
 
 def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
-    if plan.keep_intermediate is not True:  # False and "on_failure" both clean up on success
+    if not plan.keep_intermediate:
         remove_intermediate(files, plan)
 
 
