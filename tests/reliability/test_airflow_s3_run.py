@@ -91,3 +91,18 @@ def test_s3_dag_reruns_replace_output_and_leak_no_secret(  # type: ignore[no-unt
     console = capfd.readouterr()
     assert "Committed" in console.out + console.err  # the task logs did reach the console
     assert secret.decode() not in console.out + console.err
+
+
+def test_connection_retry_settings_reach_the_workers() -> None:
+    from airflow_mapreduce.airflow.connections import retry_env
+
+    # botocore: `max_attempts` counts retries, `total_max_attempts` and AWS_MAX_ATTEMPTS all tries.
+    assert retry_env({"mode": "standard", "max_attempts": 9}) == {
+        "AWS_RETRY_MODE": "standard",
+        "AWS_MAX_ATTEMPTS": "10",
+    }
+    assert retry_env({"mode": "adaptive", "total_max_attempts": 5}) == {
+        "AWS_RETRY_MODE": "adaptive",
+        "AWS_MAX_ATTEMPTS": "5",
+    }
+    assert retry_env(None) == {}
