@@ -192,7 +192,7 @@ class LocalWorkerOperator(BaseOperator):
         """Timeout, "mark failed" or a killed run: stop the worker and its mapper/reducer.
 
         The hook starts the worker in its own process group and signals the whole group.
-        A killed attempt writes no manifest, so nothing of it is ever read.
+        An attempt stopped before its manifest is never read (plan/layout.py).
         """
         hook = getattr(self, "_hook", None)
         if hook is not None and hook.sub_process is not None and hook.sub_process.poll() is None:
