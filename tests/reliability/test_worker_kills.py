@@ -44,6 +44,8 @@ class FaultyRun:
         self.env = env
         self.rng = rng
         self.kills: collections.Counter[str] = collections.Counter()
+        # Each look at S3 costs requests that compete with the workers: look less often.
+        self.poll = 0.002 if env.get("AWS_ENDPOINT_URL_S3") is None else 0.03
 
     def run(self, input_uri: str, output_uri: str) -> str:
         job = parse_job_text(WORDCOUNT_JOB)
@@ -82,11 +84,18 @@ class FaultyRun:
         manifest = layout.manifest_uri(phase, index)
         before = self._manifest_attempt(manifest)
         if point == "after_start":
-            kill_when(proc, lambda: True, delay=self.rng.uniform(0, 0.6))
+            kill_when(proc, lambda: True, delay=self.rng.uniform(0, 0.6), poll=self.poll)
         elif point == "while_writing":
-            kill_when(proc, lambda: self._attempt_objects(task_dir) > 0, self.rng.uniform(0, 0.02))
+            kill_when(
+                proc,
+                lambda: self._attempt_objects(task_dir) > 0,
+                self.rng.uniform(0, 0.02),
+                self.poll,
+            )
         else:  # a new manifest, i.e. the attempt's output is complete
-            kill_when(proc, lambda: self._manifest_attempt(manifest) not in (None, before), 0)
+            kill_when(
+                proc, lambda: self._manifest_attempt(manifest) not in (None, before), 0, self.poll
+            )
 
     def _attempt_objects(self, task_dir: str) -> int:
         fs = self.files.fs(task_dir)
@@ -137,7 +146,9 @@ class FaultyRun:
             self.kills["commit"] += 1
             proc = subprocess.Popen(command, env=self.env, start_new_session=True)
             first_part = output.part_uri(0)
-            kill_when(proc, lambda: self.files.exists(first_part), self.rng.uniform(0, 0.01))
+            kill_when(
+                proc, lambda: self.files.exists(first_part), self.rng.uniform(0, 0.01), self.poll
+            )
             if self.files.exists(output.success_uri):  # it finished before the kill
                 assert self.files.exists(output.manifest_uri)
         done = subprocess.run(command, check=False, env=self.env, capture_output=True)
