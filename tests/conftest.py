@@ -185,7 +185,7 @@ def write_corpus(folder: Path, files: int, lines_per_file: int, seed: int) -> Co
 
 @pytest.fixture(scope="session")
 def word_corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    """~5 MB over 5 files: with 1 MiB splits, at least 4 map tasks."""
+    """~2.5 MB over 5 files: with the examples' 512 KiB splits, at least 4 map tasks."""
     return write_corpus(tmp_path_factory.mktemp("corpus"), files=5, lines_per_file=14_000, seed=7)
 
 

@@ -1,16 +1,20 @@
-"""``airflow-mapreduce``: validate job files and print the job JSON Schema."""
+"""``airflow-mapreduce``: validate job files, print the JSON Schema, render a job."""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
 
 from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.spec.folder import job_files, load_jobs
 from airflow_mapreduce.spec.loader import load_job_file
 from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.schema import job_json_schema_text
 
 app = typer.Typer(help="MapReduce jobs on Kubernetes as Airflow DAGs.", no_args_is_help=True)
 
@@ -20,28 +24,66 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="Job YAML files or folders of them.")],
 ) -> None:
     """Check job files; list every problem and exit non-zero if there is any."""
-    from airflow_mapreduce.airflow.factory import job_files
-
-    failed = 0
-    checked = 0
+    files: list[Path] = []
+    missing = []
     for path in paths:
-        for file in job_files(path) if path.is_dir() else [path]:
-            checked += 1
-            try:
-                job = load_job_file(file)
-            except JobSpecError as exc:
-                failed += 1
-                typer.echo(str(exc), err=True)
-            else:
-                typer.echo(f"ok  {file}  (dag_id {job.dag_id})")
-    typer.echo(f"{checked} file(s) checked, {failed} invalid")
-    raise typer.Exit(1 if failed or not checked else 0)
+        if path.is_dir():
+            files += job_files(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(f"{path}: no such file or folder")
+    loaded = load_jobs(files)
+    for file, job in loaded.jobs.items():
+        typer.echo(f"ok  {file}  (dag_id {job.dag_id})")
+    for problem in [*missing, *loaded.problems]:
+        typer.echo(problem, err=True)
+    invalid = len(files) - len(loaded.jobs)
+    typer.echo(f"{len(files)} file(s) checked, {invalid} invalid")
+    raise typer.Exit(1 if invalid or missing or not files else 0)
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of job files (for editors' YAML language servers)."""
-    typer.echo(json.dumps(JobSpec.model_json_schema(), indent=2))
+    typer.echo(job_json_schema_text(), nl=False)
+
+
+@app.command()
+def render(
+    file: Annotated[Path, typer.Argument(help="One job YAML file.")],
+) -> None:
+    """Print the effective spec (defaults.yaml merged), the task graph and the exact pods."""
+    try:
+        job = load_job_file(file)
+    except JobSpecError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    # Airflow logs to stdout; keep stdout for the YAML document alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        document = _rendered(job, file)
+    typer.echo(yaml.safe_dump(document, sort_keys=False, width=100))
+
+
+def _rendered(job: JobSpec, file: Path) -> dict[str, Any]:
+    from airflow_mapreduce.airflow.factory import build_dag
+    from airflow_mapreduce.airflow.pods import render_worker_pods
+
+    dag = build_dag(job, job_dir=str(file.resolve().parent))
+    return {
+        "spec": job.model_dump(mode="json"),
+        "tasks": [
+            {
+                "task_id": task.task_id,
+                "operator": task.operator_name,
+                "mapped": type(task).__name__ == "MappedOperator",
+                "downstream": sorted(task.downstream_task_ids),
+            }
+            for task in dag.topological_sort()  # type: ignore[no-untyped-call]
+        ],
+        "params": {name: dag.params[name] for name in dag.params},
+        "pods": render_worker_pods(dag) if job.backend == "kubernetes" else {},
+    }
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def test_example_dags_load_with_the_mapreduce_graph(dags_folder: Path) -> None:
     ]
     assert type(dag.get_task("map")).__name__ == "MappedOperator"
     assert type(dag.get_task("reduce")).__name__ == "MappedOperator"
-    assert set(dag.params.keys()) == {"input", "output", "reducers"}
+    assert set(dag.params.keys()) == {"input", "output", "reducers", "parallelism"}
 
 
 def test_a_broken_yaml_is_an_import_error_and_hides_no_other_dag(dags_folder: Path) -> None:
@@ -62,7 +62,7 @@ def test_duplicate_dag_ids_across_files_name_both(dags_folder: Path) -> None:
     bag = DagBag(str(dags_folder))
     assert "wordcount" in bag.dags
     [message] = bag.import_errors.values()
-    assert "wordcount_copy.yaml: dag_id 'wordcount' is already used by" in message
+    assert "wordcount_copy.yaml:2:1: dag_id: 'wordcount' is already used by" in message
     assert f"{dags_folder}/wordcount.yaml" in message
 
 

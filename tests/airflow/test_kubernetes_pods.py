@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -9,9 +10,10 @@ import pytest
 
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.pods import render_worker_pods
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.spec import load_job_file, parse_job_text
 
 KUBERNETES_VERSIONS = ["1.33.0", "1.37.0"]
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "dags").glob("*.yaml"))
 
 JOB = """\
 dag_id: wordcount_k8s
@@ -85,3 +87,80 @@ def test_mapped_pods_respect_max_parallel(pods: dict[str, dict[str, Any]]) -> No
     dag = build_dag(parse_job_text(JOB))
     assert dag.get_task("map").max_active_tis_per_dagrun == 20
     assert dag.get_task("reduce").max_active_tis_per_dagrun == 20
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_job_renders_valid_pods(path: Path, version: str) -> None:
+    # Local-backend examples too: the same job moved to a cluster must give valid pods.
+    job = load_job_file(path).model_copy(update={"backend": "kubernetes"})
+    pods = render_worker_pods(build_dag(job))
+    assert set(pods) == {"map", "reduce"}
+    for pod in pods.values():
+        kubernetes_validate.validate(pod, version, strict=True)
+
+
+@pytest.fixture(scope="module")
+def platform_pods() -> dict[str, dict[str, Any]]:
+    job = load_job_file(next(p for p in EXAMPLES if p.stem == "wordcount_kubernetes"))
+    return render_worker_pods(build_dag(job))
+
+
+def test_platform_settings_reach_the_pods(platform_pods: dict[str, dict[str, Any]]) -> None:
+    spec = platform_pods["map"]["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}
+    ]
+    preferred = spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["weight"] == 50
+    [container] = spec["containers"]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "s3-credentials"}},
+        {"configMapRef": {"name": "mapreduce-settings"}},
+    ]
+    assert platform_pods["map"]["metadata"]["annotations"] == {
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "true"
+    }
+
+
+def test_map_and_reduce_pods_are_sized_separately(
+    platform_pods: dict[str, dict[str, Any]],
+) -> None:
+    [map_container] = platform_pods["map"]["spec"]["containers"]
+    [reduce_container] = platform_pods["reduce"]["spec"]["containers"]
+    assert map_container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    assert reduce_container["resources"]["requests"]["ephemeral-storage"] == "4Gi"
+    assert reduce_container["resources"]["limits"] == {"memory": "2Gi", "ephemeral-storage": "8Gi"}
+
+
+def test_operator_settings_follow_the_yaml() -> None:
+    text = "pool: batch\npriority_weight: 7\n" + JOB
+    text += "  deferrable: true\n  on_finish_action: keep_pod\n  startup_timeout_seconds: 42\n"
+    dag = build_dag(parse_job_text(text))
+    for task_id in ("map", "reduce"):
+        task = dag.get_task(task_id)
+        assert task.pool == "batch" and task.priority_weight == 7
+        kwargs = task.partial_kwargs  # type: ignore[attr-defined]
+        assert kwargs["deferrable"] is True
+        assert kwargs["on_finish_action"] == "keep_pod"
+        assert kwargs["startup_timeout_seconds"] == 42
+
+
+def test_pod_template_file_is_the_base_and_the_yaml_wins(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: template}\n"
+        "spec:\n  priorityClassName: batch-low\n"
+        "  containers: [{name: base, image: template-image:0}]\n"
+    )
+    (tmp_path / "job.yaml").write_text(JOB + "  pod_template_file: pod.yaml\n")
+    pods = render_worker_pods(build_dag(load_job_file(tmp_path / "job.yaml")))
+    for pod in pods.values():
+        assert pod["spec"]["priorityClassName"] == "batch-low"  # from the template
+        assert pod["spec"]["containers"][0]["image"] == "registry.example/wordcount:1.2"
+        kubernetes_validate.validate(pod, KUBERNETES_VERSIONS[-1], strict=True)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_mapreduce.errors import PlanError
-from airflow_mapreduce.plan.splits import group_splits, plan_splits
+from airflow_mapreduce.plan.splits import group_splits, list_input, plan_splits
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.records import read_split, split_lines
 
@@ -90,7 +90,7 @@ def test_grouping_caps_tasks_and_keeps_every_split_once(tmp_path: Path) -> None:
         (tmp_path / f"f{i:02d}.txt").write_bytes(b"x" * rng.randint(1, 5000) + b"\n")
     files = FileSystems()
     splits = plan_splits(files, f"file://{tmp_path}", 1000)
-    groups = group_splits(splits, max_tasks=7, sizes={})
+    groups = group_splits(splits, max_tasks=7, sizes={}, target_bytes=1000)
     assert len(groups) == 7
     flat = [s for g in groups for s in g]
     assert sorted(flat, key=lambda s: (s.uri, s.offset)) == sorted(
@@ -98,4 +98,33 @@ def test_grouping_caps_tasks_and_keeps_every_split_once(tmp_path: Path) -> None:
     )
     loads = [sum(s.length or 0 for s in g) for g in groups]
     assert max(loads) - min(loads) <= max(s.length or 0 for s in splits)
-    assert group_splits(splits, max_tasks=7, sizes={}) == groups  # deterministic
+    assert group_splits(splits, 7, {}, 1000) == groups  # deterministic
+
+
+def test_small_objects_share_tasks(tmp_path: Path) -> None:
+    for i in range(40):
+        (tmp_path / f"f{i:02d}.txt").write_bytes(b"y" * 99 + b"\n")  # 100 bytes each
+    splits = plan_splits(FileSystems(), f"file://{tmp_path}", 1000)
+    groups = group_splits(splits, max_tasks=256, sizes={}, target_bytes=1000)
+    assert len(groups) == 4  # 4000 bytes at 1000 bytes per task
+    assert sorted(s.uri for g in groups for s in g) == sorted(s.uri for s in splits)
+
+
+def test_globs_and_files_are_taken_exactly_as_matched(tmp_path: Path) -> None:
+    for name in ("_private.py", "public.py", ".hidden.py"):
+        (tmp_path / name).write_bytes(b"x\n")
+    files = FileSystems()
+    matched = {s.uri for s in plan_splits(files, f"file://{tmp_path}/*.py", 10)}
+    # fsspec's glob (unlike a shell's) lets '*' match a leading dot too.
+    assert matched == {f"file://{tmp_path}/{n}" for n in ("_private.py", "public.py", ".hidden.py")}
+    [single] = plan_splits(files, f"file://{tmp_path}/_private.py", 10)
+    assert single.uri == f"file://{tmp_path}/_private.py"
+
+
+def test_hidden_objects_under_a_folder_are_reported_not_dropped_silently(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_bytes(b"x\n")
+    (tmp_path / "_temporary").mkdir()
+    (tmp_path / "_temporary" / "part-0").write_bytes(b"y\n")
+    inputs, skipped = list_input(FileSystems(), f"file://{tmp_path}/")
+    assert inputs == [f"file://{tmp_path}/data.txt"]
+    assert skipped == [f"file://{tmp_path}/_temporary/part-0"]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from airflow_mapreduce.plan.splits import group_splits, plan_splits
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.codec import Codec, join_record, split_record
-from airflow_mapreduce.worker.records import iter_run, read_split, split_lines
+from airflow_mapreduce.worker.records import iter_run_lines, read_split, split_lines
 
 # Lines: any bytes but LF (CR included, also at the end, so CRLF-vs-CR edge cases arise).
 LINE = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b""))
@@ -66,7 +66,7 @@ def test_many_files_any_split_size_every_record_once(
         assert not expected  # only an all-empty input may fail to plan
         return
     sizes = {s.uri: fs.size(s.uri) for s in splits if s.length is None}
-    groups = group_splits(splits, max_tasks, sizes)
+    groups = group_splits(splits, max_tasks, sizes, target_bytes=split_size)
     assert len(groups) <= max_tasks
     found: dict[str, list[tuple[int, bytes]]] = {}
     for group in groups:
@@ -95,7 +95,8 @@ def test_record_join_split_round_trip(key: bytes, value: bytes) -> None:
 def test_sorted_run_round_trip(tmp_path_factory: pytest.TempPathFactory, records) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.mktemp("run") / "part-00000"
     path.write_bytes(b"".join(join_record(k, v) for k, v in sorted(records)))
-    assert list(iter_run(FileSystems(), f"file://{path}")) == sorted(records)
+    lines = iter_run_lines(FileSystems(), f"file://{path}")
+    assert [split_record(line) for line in lines] == sorted(records)
 
 
 JSON = st.recursive(

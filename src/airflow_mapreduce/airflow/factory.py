@@ -16,44 +16,33 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks
-from airflow_mapreduce.errors import InvalidJobFilesError, JobSpecError
-from airflow_mapreduce.spec.loader import load_job_file
+from airflow_mapreduce.errors import InvalidJobFilesError
+from airflow_mapreduce.spec.folder import job_files, load_jobs
 from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.validators import URI_PATTERN
 
 INVALID_JOBS_DAG_ID = "airflow_mapreduce_invalid_jobs"
-YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
-    """A DAG for one job; params input/output/reducers can be overridden per run (conf)."""
-    start = (
-        pendulum.datetime(job.start_date.year, job.start_date.month, job.start_date.day, tz="UTC")
-        if job.start_date
-        else None
-    )
-    params = {
-        "input": Param(job.input.uri, type="string", description="Input URI (may be templated)."),
-        "output": Param(job.output, type="string", description="Output URI (may be templated)."),
-        "reducers": Param(
-            job.reducers,
-            type="integer",
-            minimum=0 if job.map_only else 1,
-            maximum=0 if job.map_only else 100_000,
-            description="Number of reduce partitions.",
-        ),
-    }
+    """A DAG for one job; params input/output/reducers/parallelism can be set per run.
+
+    The params' JSON Schema applies the YAML's rules to a run's conf, so the Trigger DAG
+    form and ``POST /api/v2/dags/{dag_id}/dagRuns`` reject a bad override up front.
+    """
     with DAG(
         dag_id=job.dag_id,
         description=job.description,
         schedule=job.schedule,
-        start_date=start,
+        start_date=_utc(job.start_date),
+        end_date=_utc(job.end_date),
         catchup=job.catchup,
         tags=sorted({"mapreduce", *job.tags}),
-        params=params,
-        default_args={
-            "retries": job.retries,
-            "retry_delay": dt.timedelta(seconds=job.retry_delay_seconds),
-        },
+        max_active_runs=job.max_active_runs or 16,
+        dagrun_timeout=job.dagrun_timeout,
+        params=run_params(job),
+        default_args=_default_args(job),
+        doc_md=job.description,
     ) as dag:
         add_mapreduce_tasks(
             job,
@@ -61,20 +50,65 @@ def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
             input_uri="{{ params.input }}",
             output_uri="{{ params.output }}",
             num_reducers="{{ params.reducers }}",
+            max_map_tasks="{{ params.parallelism }}",
         )
     return dag
 
 
-def job_files(folder: Path) -> list[Path]:
-    """YAML files under `folder`, skipping hidden and underscore-prefixed names."""
-    folder = folder.resolve()
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix in YAML_SUFFIXES
-        and path.is_file()
-        and not any(part.startswith((".", "_")) for part in path.relative_to(folder).parts)
-    )
+def run_params(job: JobSpec) -> dict[str, Param]:
+    """The Trigger DAG form: what a run may override, with the YAML's values as defaults."""
+    uri_rule: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": URI_PATTERN}
+    return {
+        "input": Param(
+            job.input.uri,
+            **uri_rule,
+            title="Input",
+            description="File, folder, glob or s3:// prefix to read; may hold {{ ds }}.",
+        ),
+        "output": Param(
+            job.output,
+            **uri_rule,
+            title="Output",
+            description="Folder or s3:// prefix to write; may hold {{ ds }}.",
+        ),
+        "reducers": Param(
+            job.reducers,
+            type="integer",
+            minimum=0 if job.map_only else 1,
+            maximum=0 if job.map_only else 100_000,
+            title="Reducers",
+            description="Number of reduce partitions (output part files).",
+        ),
+        "parallelism": Param(
+            job.max_map_tasks,
+            type="integer",
+            minimum=1,
+            maximum=100_000,
+            title="Parallelism",
+            description="At most this many map tasks; the input's splits are grouped into them.",
+        ),
+    }
+
+
+def _default_args(job: JobSpec) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "owner": job.owner,
+        "retries": job.retries,
+        "retry_delay": dt.timedelta(seconds=job.retry_delay_seconds),
+    }
+    if job.email and job.email_on_failure:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        args["on_failure_callback"] = [SmtpNotifier(to=job.email)]
+    return args
+
+
+def _utc(value: dt.date | dt.datetime | None) -> pendulum.DateTime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return pendulum.instance(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+    return pendulum.datetime(value.year, value.month, value.day, tz="UTC")
 
 
 def load_yaml_dags(folder: str | Path, namespace: MutableMapping[str, Any]) -> list[DAG]:
@@ -85,27 +119,14 @@ def load_yaml_dags(folder: str | Path, namespace: MutableMapping[str, Any]) -> l
     root = Path(folder).resolve()
     if root.is_file():
         root = root.parent
+    loaded = load_jobs(job_files(root))
     dags: list[DAG] = []
-    problems: list[str] = []
-    origin: dict[str, Path] = {}
-    for path in job_files(root):
-        try:
-            job = load_job_file(path)
-        except JobSpecError as exc:
-            problems.append(str(exc))
-            continue
-        if job.dag_id in origin:
-            problems.append(
-                f"{path}: dag_id {job.dag_id!r} is already used by {origin[job.dag_id]}; "
-                "every job needs its own dag_id"
-            )
-            continue
-        origin[job.dag_id] = path
+    for path, job in loaded.jobs.items():
         dag = build_dag(job, job_dir=str(path.parent))
         namespace[job.dag_id] = dag
         dags.append(dag)
-    if problems:
-        namespace[INVALID_JOBS_DAG_ID] = _invalid_jobs_dag(problems)
+    if loaded.problems:
+        namespace[INVALID_JOBS_DAG_ID] = _invalid_jobs_dag(loaded.problems)
     return dags
 
 

@@ -23,6 +23,7 @@ from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.plan.tasks import MapTaskSpec, TaskSpec
 from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.validators import check_uri
 from airflow_mapreduce.storage import FileSystems, protocol_of
 
 WORKER_MODULE = "airflow_mapreduce.worker"
@@ -42,7 +43,9 @@ def airflow_max_map_length() -> int:
 class MapReducePlanOperator(BaseOperator):
     """Cut the input into splits, write one task spec per map task, return their URIs."""
 
-    template_fields: Sequence[str] = ("input_uri", "output_uri", "work_uri", "num_reducers")
+    template_fields: Sequence[str] = (
+        "input_uri", "output_uri", "work_uri", "num_reducers", "max_map_tasks",
+    )  # fmt: skip
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -53,6 +56,7 @@ class MapReducePlanOperator(BaseOperator):
         output_uri: str,
         work_uri: str | None = None,
         num_reducers: int | str,
+        max_map_tasks: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,12 +65,18 @@ class MapReducePlanOperator(BaseOperator):
         self.output_uri = output_uri
         self.work_uri = work_uri
         self.num_reducers = num_reducers
+        self.max_map_tasks = job.max_map_tasks if max_map_tasks is None else max_map_tasks
 
     def execute(self, context: Context) -> list[str]:
         # URIs given through params/conf may themselves hold templates ({{ ds }}).
         input_uri = self._render_again(self.input_uri, context)
         output_uri = self._render_again(self.output_uri, context)
         work_uri = self._render_again(self.work_uri, context) if self.work_uri else None
+        for field, uri in (("input", input_uri), ("output", output_uri)):
+            try:  # a run's conf obeys the YAML's rules
+                check_uri(uri, field)
+            except ValueError as exc:
+                raise PlanError(f"{field} of this run: {exc}") from None
         target = RunTarget(
             dag_id=self.dag_id,
             run_id=context["run_id"],
@@ -74,7 +84,7 @@ class MapReducePlanOperator(BaseOperator):
             output_uri=output_uri,
             work_uri=work_uri,
             num_reducers=_as_int(self.num_reducers, "reducers"),
-            max_map_tasks=min(self.job.max_map_tasks, airflow_max_map_length()),
+            max_map_tasks=self._max_map_tasks(),
         )
         files = airflow_filesystems(
             self.job.storage.aws_conn_id, [input_uri, output_uri, work_uri or output_uri]
@@ -86,8 +96,20 @@ class MapReducePlanOperator(BaseOperator):
             plan.num_splits, plan.input_bytes, plan.num_map_tasks,
             plan.job.num_partitions, input_uri, output_uri,
         )  # fmt: skip
+        if plan.skipped_inputs:
+            self.log.info(
+                "Skipped %d hidden object(s) under the input (names starting with '_' or '.'): %s",
+                len(plan.skipped_inputs), ", ".join(plan.skipped_inputs[:20]),
+            )  # fmt: skip
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
         return spec_uris
+
+    def _max_map_tasks(self) -> int:
+        requested = _as_int(self.max_map_tasks, "parallelism")
+        # Work-queue backends run every map in one Airflow task: no max_map_length cap.
+        if self.job.backend in ("kubernetes_job", "local_pool"):
+            return requested
+        return min(requested, airflow_max_map_length())
 
     def _render_again(self, value: str, context: Context) -> str:
         rendered = self.render_template(value, context) if "{{" in value else value

@@ -13,6 +13,7 @@ from airflow_mapreduce.airflow.operators import (
     MapReducePlanOperator,
     MapReduceShuffleOperator,
 )
+from airflow_mapreduce.airflow.queue_backend import QUEUE_BACKENDS, add_queue_map_task
 from airflow_mapreduce.spec.models import JobSpec
 
 
@@ -29,10 +30,12 @@ def add_mapreduce_tasks(
     input_uri: str | None = None,
     output_uri: str | None = None,
     num_reducers: int | str | None = None,
+    max_map_tasks: int | str | None = None,
 ) -> MapReduceTasks:
     """Add the job's tasks to the current DAG / task group.
 
-    input_uri, output_uri and num_reducers default to the job's; they are templated, so
+    input_uri, output_uri, num_reducers and max_map_tasks default to the job's; they are
+    templated, so
     ``{{ params.input }}`` lets a run's conf override them.
     """
     plan = MapReducePlanOperator(
@@ -42,10 +45,14 @@ def add_mapreduce_tasks(
         output_uri=output_uri or job.output,
         work_uri=job.work,
         num_reducers=job.reducers if num_reducers is None else num_reducers,
+        max_map_tasks=job.max_map_tasks if max_map_tasks is None else max_map_tasks,
     )
     plan_uri = XComArg(plan, key="plan_uri")
     follower: dict[str, Any] = {"plan_uri": plan_uri, "aws_conn_id": job.storage.aws_conn_id}
-    maps = expand_worker_tasks(job, "map", plan.output, job_dir)
+    if job.backend in QUEUE_BACKENDS:  # work-queue mode: one task runs every map
+        maps = add_queue_map_task(job, plan.output, job_dir)
+    else:
+        maps = expand_worker_tasks(job, "map", plan.output, job_dir)
     commit = MapReduceCommitOperator(task_id="commit", **follower)
     if job.map_only:
         plan >> maps >> commit

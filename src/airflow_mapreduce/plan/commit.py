@@ -25,7 +25,7 @@ from airflow_mapreduce.plan.tasks import (
     TaskManifest,
     add_counters,
 )
-from airflow_mapreduce.storage import FileSystems, MissingObjectError
+from airflow_mapreduce.storage import FileSystems, MissingObjectError, join_uri
 
 
 class OutputManifest(Model):
@@ -71,11 +71,8 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         add_counters(counters, manifest.counters)
         for part in manifest.files:
             _check_attempt_part(files, layout, phase, manifest, part)
-            dest_uri = (
-                output.map_part_uri(manifest.task_index)
-                if phase == "map"
-                else output.part_uri(part.partition)
-            )
+            # An attempt's part already has its output name (part-00003, part-m-00001.gz).
+            dest_uri = join_uri(output.root, posixpath.basename(part.uri))
             promotions.append((part, part.model_copy(update={"uri": dest_uri})))
     promotions.sort(key=lambda pair: pair[1].uri)
 

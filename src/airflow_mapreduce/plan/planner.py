@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from airflow_mapreduce.errors import PlanError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
-from airflow_mapreduce.plan.splits import group_splits, plan_splits
+from airflow_mapreduce.plan.splits import group_splits, list_input, require_input, splits_of
 from airflow_mapreduce.plan.tasks import JobRuntime, MapTaskSpec, RunPlan
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.storage import FileSystems
@@ -32,11 +32,13 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, 
     work_root = target.work_uri or output.default_work_root
     layout = RunLayout(work_root, target.dag_id, target.run_id)
 
-    splits = plan_splits(files, target.input_uri, job.input.split_size)
+    found, skipped = list_input(files, target.input_uri)
+    require_input(target.input_uri, found, skipped)
+    splits = splits_of(files, found, job.input.split_size)
     if not splits:
         raise PlanError(f"input {target.input_uri} holds only empty objects; nothing to map")
     sizes = {s.uri: files.size(s.uri) for s in splits if s.length is None}
-    groups = group_splits(splits, target.max_map_tasks, sizes)
+    groups = group_splits(splits, target.max_map_tasks, sizes, job.input.split_size)
     runtime = JobRuntime.from_job(job, num_partitions=target.num_reducers)
 
     # A new attempt at this output: whatever is there is no longer a committed result.
@@ -69,6 +71,7 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, 
         num_map_tasks=len(groups),
         num_splits=len(splits),
         input_bytes=sum(s.length if s.length is not None else sizes[s.uri] for s in splits),
+        skipped_inputs=skipped,
         job=runtime,
     )
     files.write_bytes(layout.plan_uri, plan.model_dump_json().encode())

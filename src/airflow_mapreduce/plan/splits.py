@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 import posixpath
 
+import fsspec
+
 from airflow_mapreduce.errors import PlanError
 from airflow_mapreduce.plan.tasks import InputSplit
 from airflow_mapreduce.storage import FileSystems
@@ -17,18 +19,45 @@ from airflow_mapreduce.storage import FileSystems
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
 
 
-def is_hidden(uri: str) -> bool:
-    """Hadoop's rule: names starting with '_' or '.' (e.g. _SUCCESS) are not input."""
-    return posixpath.basename(uri.rstrip("/")).startswith(("_", "."))
+def list_input(files: FileSystems, input_uri: str) -> tuple[list[str], list[str]]:
+    """(input objects, skipped hidden objects) of a file, glob, folder or prefix.
+
+    A file or glob is taken exactly as matched. Under a folder, names starting with '_' or
+    '.' are skipped, as Hadoop and Spark do, so a previous job's output folder (with its
+    _SUCCESS, _manifest.json, _temporary) reads as data only; the planner logs them.
+    """
+    found = files.find(input_uri)
+    if fsspec.core.has_magic(input_uri) or found == [input_uri]:
+        return found, []
+    root = input_uri.rstrip("/") + "/"
+    inputs: list[str] = []
+    skipped: list[str] = []
+    for uri in found:
+        relative = uri[len(root) :] if uri.startswith(root) else posixpath.basename(uri)
+        hidden = any(part.startswith(("_", ".")) for part in relative.split("/"))
+        (skipped if hidden else inputs).append(uri)
+    return inputs, skipped
 
 
 def plan_splits(files: FileSystems, input_uri: str, split_size: int) -> list[InputSplit]:
-    found = [uri for uri in files.find(input_uri) if not is_hidden(uri)]
+    """Line-aligned splits of everything the input URI names; fails if it names nothing."""
+    found, skipped = list_input(files, input_uri)
+    require_input(input_uri, found, skipped)
+    return splits_of(files, found, split_size)
+
+
+def require_input(input_uri: str, found: list[str], skipped: list[str]) -> None:
     if not found:
+        hidden = f" (only hidden objects: {', '.join(skipped[:5])})" if skipped else ""
         raise PlanError(
-            f"input {input_uri} matched no objects; expected a file, a folder or prefix "
-            "holding files, or a glob. Check the URI (and its templated date) and credentials."
+            f"input {input_uri} matched no objects{hidden}; expected a file, a folder or "
+            "prefix holding files, or a glob. Check the URI (and its templated date) and "
+            "credentials."
         )
+
+
+def splits_of(files: FileSystems, found: list[str], split_size: int) -> list[InputSplit]:
+    """Line-aligned splits of the given objects (see list_input)."""
     splits: list[InputSplit] = []
     for uri in found:
         size = files.size(uri)
@@ -48,16 +77,19 @@ def split_weight(split: InputSplit, files_sizes: dict[str, int]) -> int:
 
 
 def group_splits(
-    splits: list[InputSplit], max_tasks: int, sizes: dict[str, int]
+    splits: list[InputSplit], max_tasks: int, sizes: dict[str, int], target_bytes: int
 ) -> list[list[InputSplit]]:
-    """At most max_tasks groups of nearly equal bytes (largest-first onto the lightest).
+    """Groups of nearly equal bytes (largest-first onto the lightest): no more than
+    max_tasks, and no more than one per target_bytes of input, so many small objects
+    share a task instead of paying a task (a pod) each.
 
     Deterministic for the same input; each group keeps input order so a task reads its
     objects sequentially.
     """
     if max_tasks < 1:
         raise PlanError(f"max_map_tasks must be >= 1, found {max_tasks}")
-    num_tasks = min(max_tasks, len(splits))
+    total = sum(split_weight(s, sizes) for s in splits)
+    num_tasks = max(1, min(max_tasks, len(splits), -(-total // target_bytes)))
     order = sorted(range(len(splits)), key=lambda i: -split_weight(splits[i], sizes))
     heap = [(0, task) for task in range(num_tasks)]
     members: list[list[int]] = [[] for _ in range(num_tasks)]

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_mapreduce.spec.dataplane import DataPlane
 from airflow_mapreduce.spec.models import JobSpec, StepSpec
 
 Counters = dict[str, dict[str, int]]
@@ -26,6 +27,7 @@ class JobRuntime(Model):
     # shuffle as JSON (as in mrjob); once a streaming command takes part, records are
     # text as in Hadoop Streaming and callables receive str.
     codec: Literal["raw", "json"]
+    dataplane: DataPlane = Field(default_factory=DataPlane)
 
     @classmethod
     def from_job(cls, job: JobSpec, num_partitions: int) -> JobRuntime:
@@ -36,6 +38,14 @@ class JobRuntime(Model):
             reducer=job.reducer,
             num_partitions=num_partitions,
             codec="json" if all(s.kind == "callable" for s in steps) else "raw",
+            dataplane=DataPlane(
+                streaming=job.streaming,
+                partitioner=job.partitioner,
+                memory=job.memory,
+                formats=job.formats,
+                bad_records=job.bad_records,
+                hooks=job.hooks,
+            ),
         )
 
 
@@ -95,6 +105,10 @@ class TaskManifest(Model):
     input_records: int
     output_records: int
     counters: Counters = Field(default_factory=dict)
+    bad_records: int = Field(default=0, ge=0)
+    bad_records_uri: str | None = Field(
+        default=None, description="Dead-letter object of this attempt's skipped records."
+    )
 
 
 class RunPlan(Model):
@@ -108,6 +122,9 @@ class RunPlan(Model):
     num_splits: int
     input_bytes: int
     job: JobRuntime
+    skipped_inputs: list[str] = Field(
+        default_factory=list, description="Hidden objects ('_' or '.' names) under the input."
+    )
 
 
 class ShufflePlan(Model):

@@ -2,12 +2,16 @@
 
 Only ``yaml.SafeLoader`` is used: no tags that build objects, no environment expansion of
 the raw text. Every problem is reported as ``file:line:col: field.path: message``.
+
+A ``defaults.yaml`` next to job files is deep-merged under each of them (the job wins);
+a problem caused by a default value points into ``defaults.yaml``.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +19,85 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.models import (
+    DAG_ID_PATTERN,
+    ENV_NAME_PATTERN,
+    K8S_NAME_PATTERN,
+    JobSpec,
+)
+from airflow_mapreduce.spec.validators import FieldError
 from airflow_mapreduce.storage import resolve_uri
 
-Location = tuple[int, int]  # 1-based line, column
+DEFAULTS_FILE = "defaults.yaml"
+
+Location = tuple[str, int, int]  # file, 1-based line, column
 FieldPath = tuple[str | int, ...]
 
 
+@dataclass(frozen=True)
+class _Document:
+    """A parsed YAML mapping and where each of its fields is written."""
+
+    data: dict[str, Any]
+    locations: dict[FieldPath, Location]
+
+
 def load_job_file(path: str | Path) -> JobSpec:
-    """Load and validate one job YAML; relative paths resolve in the file's folder."""
+    """Load and validate one job YAML (over its folder's defaults.yaml, if any).
+
+    Relative paths resolve in the file's folder.
+    """
     path = Path(path).resolve()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobSpecError(str(path), [f"cannot read the file: {exc}"]) from exc
-    spec = parse_job_text(text, source=str(path))
+    job = _read_document(path)
+    defaults_path = path.parent / DEFAULTS_FILE
+    if defaults_path.is_file() and defaults_path != path:
+        defaults = _read_document(defaults_path)
+        job = _Document(
+            data=deep_merge(defaults.data, job.data),
+            locations={**defaults.locations, **job.locations},
+        )
+    spec = _validate(job, str(path))
     return with_paths_resolved(spec, path.parent)
 
 
 def parse_job_text(text: str, source: str = "<string>") -> JobSpec:
+    return _validate(_parse_document(text, source), source)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; any other value in `override` replaces the base's."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_document(path: Path) -> _Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobSpecError(
+            str(path), [f"{path}:1:1: cannot read the file ({exc}); save it as UTF-8 text"]
+        ) from exc
+    return _parse_document(text, str(path))
+
+
+def _parse_document(text: str, source: str) -> _Document:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
     if root is None:
-        raise JobSpecError(source, [f"{source}:1:1: the file is empty; expected a job mapping"])
+        raise JobSpecError(
+            source, [f"{source}:1:1: the file is empty; expected a mapping of job fields"]
+        )
     locations: dict[FieldPath, Location] = {}
-    problems = [f"{source}:{line}:{col}: {msg}" for (line, col), msg in _walk(root, (), locations)]
+    problems = [
+        f"{source}:{line}:{col}: {msg}" for (line, col), msg in _walk(root, (), source, locations)
+    ]
     if problems:
         raise JobSpecError(source, problems)
     try:
@@ -49,11 +105,21 @@ def parse_job_text(text: str, source: str = "<string>") -> JobSpec:
     except yaml.YAMLError as exc:  # e.g. tags that would construct objects
         raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
     if not isinstance(data, dict):
-        raise JobSpecError(source, [f"{source}:1:1: expected a mapping of job fields at the top"])
+        found = type(data).__name__
+        raise JobSpecError(
+            source,
+            [f"{source}:1:1: expected a mapping of job fields (key: value lines), found a {found}"],
+        )
+    return _Document(data=data, locations=locations)
+
+
+def _validate(document: _Document, source: str) -> JobSpec:
     try:
-        return JobSpec.model_validate(data)
+        return JobSpec.model_validate(document.data)
     except ValidationError as exc:
-        raise JobSpecError(source, describe_validation_error(exc, source, locations)) from exc
+        raise JobSpecError(
+            source, describe_validation_error(exc, source, document.locations)
+        ) from exc
 
 
 def with_paths_resolved(spec: JobSpec, base_dir: Path) -> JobSpec:
@@ -64,29 +130,104 @@ def with_paths_resolved(spec: JobSpec, base_dir: Path) -> JobSpec:
     }
     if spec.work is not None:
         update["work"] = resolve_uri(spec.work, base_dir)
+    template = spec.kubernetes.pod_template_file
+    if template is not None and not Path(template).is_absolute():
+        update["kubernetes"] = spec.kubernetes.model_copy(
+            update={"pod_template_file": str(base_dir / template)}
+        )
     return spec.model_copy(update=update)
 
 
 def describe_validation_error(
     exc: ValidationError, source: str, locations: dict[FieldPath, Location]
 ) -> list[str]:
-    problems = []
+    problems: list[str] = []
     for error in exc.errors():
-        loc: FieldPath = tuple(error["loc"])
-        line, col = _nearest_location(loc, locations)
+        loc = _field_path(tuple(error["loc"]))
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):  # a model rule about one of its fields
+            loc = (*loc, *cause.field)
+        file, line, col = _nearest_location(loc, locations, source)
         dotted = ".".join(str(p) for p in loc) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = _unknown_key_message(loc, exc.title)
-        elif error["type"] == "missing":
-            message = "required field is missing; add it"
-        elif "input" in error and error["type"] not in ("model_type",):
-            message = f"{message} (found {error['input']!r})"
-        problems.append(f"{source}:{line}:{col}: {dotted}: {message}")
+        problem = f"{file}:{line}:{col}: {dotted}: {_message(error, loc)}"
+        if problem not in problems:  # a union reports each member's failure alike
+            problems.append(problem)
     return problems
 
 
-def _unknown_key_message(loc: FieldPath, _title: str) -> str:
+# Words for pydantic's error types: what was expected, and how to fix it.
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string (quote it)",
+    "list_type": "a list, e.g. [a, b] or one '- item' per line",
+    "dict_type": "a mapping of key: value lines",
+    "model_type": "a mapping of key: value lines",
+    "model_attributes_type": "a mapping of key: value lines",
+    "date_from_datetime_parsing": "a date like 2024-01-31 or a datetime like 2024-01-31T03:00:00Z",
+    "datetime_from_date_parsing": "a date like 2024-01-31 or a datetime like 2024-01-31T03:00:00Z",
+    "time_delta_parsing": "a duration: seconds (3600), 'HH:MM:SS' or ISO 8601 (PT1H)",
+}
+_PATTERNS = {
+    DAG_ID_PATTERN: "letters, digits, '_', '.' and '-' only (no spaces)",
+    K8S_NAME_PATTERN: "a Kubernetes name: lowercase letters, digits, '-' and '.'",
+    ENV_NAME_PATTERN: "an environment variable name: letters, digits and '_', not starting "
+    "with a digit",
+}
+
+
+def _message(error: Any, loc: FieldPath) -> str:
+    kind = error["type"]
+    found = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _unknown_key_message(loc)
+    if kind == "missing":
+        return f"required field is missing; add '{loc[-1]}:' here" if loc else "missing"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        choices = [
+            c.strip().strip("'") for c in str(ctx["expected"]).replace(" or ", ", ").split(",")
+        ]
+        hint = difflib.get_close_matches(str(found), choices, n=1)
+        fix = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"expected one of {', '.join(map(repr, choices))}, found {found!r}{fix}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+              "less_than": "<"}[kind]  # fmt: skip
+        bound = next(iter(ctx.values()))
+        return f"expected a number {op} {bound}, found {found!r}"
+    if kind == "string_pattern_mismatch":
+        rule = _PATTERNS.get(ctx["pattern"], f"a value matching {ctx['pattern']}")
+        return f"expected {rule}, found {found!r}"
+    if kind in ("string_too_long", "too_long"):
+        return f"expected at most {ctx.get('max_length')} characters/items, found {len(found)}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, found {_describe(found)}"
+    message = str(error["msg"]).replace("Input should be", "expected")
+    return f"{message}, found {_describe(found)}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _field_path(loc: tuple[Any, ...]) -> FieldPath:
+    """pydantic's location without union-member and key/value tags ('date', '[key]')."""
+    tags = {"str", "int", "float", "bool", "date", "datetime", "[key]"}
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or "[" in p)))
+
+
+def _unknown_key_message(loc: FieldPath) -> str:
     key = str(loc[-1])
     model: type[BaseModel] | None = _model_at(loc[:-1])
     allowed = sorted(model.model_fields) if model is not None else []
@@ -119,20 +260,22 @@ def _model_in_annotation(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _nearest_location(loc: FieldPath, locations: dict[FieldPath, Location]) -> Location:
+def _nearest_location(
+    loc: FieldPath, locations: dict[FieldPath, Location], source: str
+) -> Location:
     for end in range(len(loc), -1, -1):
         if loc[:end] in locations:
             return locations[loc[:end]]
-    return (1, 1)
+    return (source, 1, 1)
 
 
 def _walk(
-    node: yaml.Node, path: FieldPath, locations: dict[FieldPath, Location]
-) -> Iterator[tuple[Location, str]]:
+    node: yaml.Node, path: FieldPath, source: str, locations: dict[FieldPath, Location]
+) -> Iterator[tuple[tuple[int, int], str]]:
     """Record where each field is and report duplicate keys (SafeLoader keeps the last)."""
-    locations[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    locations[path] = (source, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, Location] = {}
+        seen: dict[str, tuple[int, int]] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
             here = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
@@ -143,15 +286,21 @@ def _walk(
                     (f"{dotted}: duplicate key (first at line {seen[key][0]}); keep only one"),
                 )
             seen[key] = here
-            yield from _walk(value_node, (*path, key), locations)
-            locations[(*path, key)] = here
+            yield from _walk(value_node, (*path, key), source, locations)
+            locations[(*path, key)] = (source, *here)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _walk(item, (*path, index), locations)
+            yield from _walk(item, (*path, index), source, locations)
 
 
 def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
     problem = getattr(exc, "problem", None) or str(exc)
+    if "could not determine a constructor" in problem:
+        tag = problem.rsplit("tag:yaml.org,2002:", 1)[-1].rstrip("'")
+        return (
+            f"{where}: not valid YAML: the tag !!{tag} is not allowed; job files are plain "
+            "data (safe YAML): write the value itself"
+        )
     return f"{where}: not valid YAML: {problem}; check indentation and quoting"

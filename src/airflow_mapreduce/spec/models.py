@@ -4,17 +4,60 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from airflow_mapreduce.spec.dataplane import (
+    BadRecordSettings,
+    FormatSettings,
+    HookSettings,
+    MemorySettings,
+    PartitionerSettings,
+    StreamingSettings,
+    check_partition_fields,
+)
+from airflow_mapreduce.spec.kubernetes import (
+    Quantity,
+    ResourcesSpec,
+    SecurityContextSpec,
+    TolerationSpec,
+)
 from airflow_mapreduce.spec.quantities import ByteSize
+from airflow_mapreduce.spec.queue import QueueSpec
+from airflow_mapreduce.spec.validators import (
+    URI_PATTERN,
+    FieldError,
+    check_schedule,
+    check_uri,
+)
 
 # Airflow's own rule for dag and task ids (airflow.utils.helpers.KEY_REGEX).
 DAG_ID_PATTERN = r"^[\w.-]+$"
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
-Backend = Literal["local", "kubernetes"]
+Backend = Literal["local", "kubernetes", "kubernetes_job", "local_pool"]
+
+# Kubernetes object names (DNS-1123 subdomain) and env var names (C identifiers).
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+Uri = Annotated[str, AfterValidator(check_uri), Field(json_schema_extra={"pattern": URI_PATTERN})]
+Schedule = Annotated[str, AfterValidator(check_schedule)]
 
 
 class Model(BaseModel):
@@ -76,7 +119,7 @@ class StepSpec(Model):
 
 
 class InputSpec(Model):
-    uri: str = Field(
+    uri: Uri = Field(
         description="File, folder, glob or object prefix (file://, s3://, memory://; a plain "
         "path is relative to the YAML file). Jinja-templated, e.g. s3://logs/{{ ds }}/."
     )
@@ -98,21 +141,82 @@ class KubernetesSpec(Model):
         default="airflow-mapreduce-worker:latest",
         description="Worker image: airflow-mapreduce[worker] plus the job's mapper/reducer files.",
     )
-    namespace: str = "default"
-    kubernetes_conn_id: str = "kubernetes_default"
-    service_account_name: str | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    env: dict[str, str] = Field(default_factory=dict, description="Plain env vars (no secrets).")
-    storage_secret: str | None = Field(
+    image_pull_secrets: list[K8sName] = Field(
+        default_factory=list, description="Names of docker-registry Secrets."
+    )
+    namespace: K8sName = "default"
+    kubernetes_conn_id: str = "kubernetes_default"
+    service_account_name: K8sName | None = None
+    env: dict[EnvName, str] = Field(
+        default_factory=dict, description="Plain env vars (no secrets)."
+    )
+    env_from_secrets: list[K8sName] = Field(
+        default_factory=list, description="Secrets whose keys become env vars."
+    )
+    env_from_config_maps: list[K8sName] = Field(
+        default_factory=list, description="ConfigMaps whose keys become env vars."
+    )
+    storage_secret: K8sName | None = Field(
         default=None,
         description="Name of a Kubernetes Secret whose keys (AWS_ACCESS_KEY_ID, ...) become the "
         "pods' env; leave unset with IRSA/workload identity.",
     )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    cpu: str | None = Field(default=None, description="CPU request and limit, e.g. '1' or 500m.")
-    memory: str | None = Field(default=None, description="Memory request and limit, e.g. 1Gi.")
+    cpu: Quantity | None = Field(
+        default=None, description="CPU request and limit of every pod, e.g. '1' or 500m."
+    )
+    memory: Quantity | None = Field(
+        default=None, description="Memory request and limit of every pod, e.g. 1Gi."
+    )
+    map_resources: ResourcesSpec | None = Field(
+        default=None, description="requests/limits of map pods (instead of cpu/memory)."
+    )
+    reduce_resources: ResourcesSpec | None = Field(
+        default=None, description="requests/limits of reduce pods (instead of cpu/memory)."
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[TolerationSpec] = Field(default_factory=list)
+    affinity: dict[Literal["nodeAffinity", "podAffinity", "podAntiAffinity"], Any] = Field(
+        default_factory=dict,
+        description="Kubernetes Affinity exactly as in a pod spec (camelCase keys).",
+    )
+    security_context: SecurityContextSpec = Field(default_factory=SecurityContextSpec)
+    pod_template_file: str | None = Field(
+        default=None,
+        description="A pod YAML the pods start from (relative to the job file); the "
+        "settings above override it.",
+    )
     startup_timeout_seconds: int = Field(default=300, ge=1)
+    deferrable: bool = Field(
+        default=False, description="Wait for pods in the triggerer instead of a worker slot."
+    )
+    on_finish_action: Literal["delete_pod", "delete_succeeded_pod", "keep_pod"] = "delete_pod"
+    startup_check_interval_seconds: int = Field(default=5, ge=1)
+    poll_interval_seconds: float = Field(default=2, gt=0, description="Deferrable mode's poll.")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_values(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(label):
+                raise ValueError(
+                    f"label {key}: {label!r} is not a valid Kubernetes label: keys are "
+                    "[prefix/]name and values at most 63 characters of [A-Za-z0-9._-], "
+                    "starting and ending alphanumeric"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_size_pods(self) -> KubernetesSpec:
+        if (self.cpu or self.memory) and (self.map_resources or self.reduce_resources):
+            raise FieldError(
+                "map_resources" if self.map_resources else "reduce_resources",
+                "give either cpu/memory (same for every pod) or map_resources/"
+                "reduce_resources (per phase), not both",
+            )
+        return self
 
 
 class JobSpec(Model):
@@ -120,20 +224,42 @@ class JobSpec(Model):
 
     dag_id: str = Field(pattern=DAG_ID_PATTERN, max_length=200)
     description: str | None = None
-    schedule: str | None = Field(
+    schedule: Schedule | None = Field(
         default=None, description="Cron expression, preset (@daily) or null (manual/API only)."
     )
-    start_date: dt.date | None = None
-    catchup: bool = False
+    start_date: dt.date | dt.datetime | None = Field(
+        default=None, description="First data interval's start (UTC unless an offset is given)."
+    )
+    end_date: dt.date | dt.datetime | None = None
+    catchup: bool = Field(
+        default=False, description="Run every missed interval since start_date (backfill)."
+    )
     tags: list[str] = Field(default_factory=list)
+    max_active_runs: int | None = Field(default=None, ge=1)
+    dagrun_timeout: (
+        Annotated[
+            dt.timedelta,
+            WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}),
+        ]
+        | None
+    ) = Field(
+        default=None, description="Seconds, 'HH:MM:SS' or ISO 8601 (PT2H); the run fails after it."
+    )
+    owner: str = "airflow"
+    email: list[str] = Field(
+        default_factory=list, description="Addresses told when a task fails (needs SMTP)."
+    )
+    email_on_failure: bool = True
+    pool: str | None = Field(default=None, description="Airflow pool of the map/reduce tasks.")
+    priority_weight: int = Field(default=1, description="Airflow priority of map/reduce tasks.")
 
     input: InputSpec
     mapper: StepSpec
     combiner: StepSpec | None = None
     reducer: StepSpec | None = None
     reducers: int = Field(default=1, ge=0, le=100_000, description="0 makes a map-only job.")
-    output: str = Field(description="Output folder or prefix; Jinja-templated.")
-    work: str | None = Field(
+    output: Uri = Field(description="Output folder or prefix; Jinja-templated.")
+    work: Uri | None = Field(
         default=None,
         description="Intermediate data root (default: <output>/_temporary), removed on commit.",
     )
@@ -152,22 +278,88 @@ class JobSpec(Model):
     retry_delay_seconds: int = Field(default=10, ge=0)
 
     # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
+    partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    formats: FormatSettings = Field(default_factory=FormatSettings)
+    bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
+    hooks: HookSettings = Field(default_factory=HookSettings)
+
+    @model_validator(mode="after")
+    def _dataplane_consistent(self) -> JobSpec:
+        check_partition_fields(self.streaming, self.partitioner)
+        return self
 
     # Work-queue settings (queue-pulling backends).
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Backends kubernetes_job and local_pool: map tasks pulled from Redis/NATS.",
+    )
+
+    @model_validator(mode="after")
+    def _queue_secret_for_pods(self) -> JobSpec:
+        if self.backend == "kubernetes_job" and not self.queue.secret:
+            raise ValueError(
+                "backend kubernetes_job needs queue.secret: the name of a Kubernetes Secret "
+                "whose key 'url' holds the queue URL (e.g. redis://:password@redis:6379/0)"
+            )
+        return self
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+                raise ValueError(
+                    f"expected an e-mail address like team@example.com, found {address!r}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _dates_fit_the_schedule(self) -> JobSpec:
+        if self.schedule is not None and self.start_date is None:
+            raise FieldError(
+                "schedule",
+                f"schedule {self.schedule!r} needs a start_date (the first interval starts "
+                "there); add e.g. start_date: 2024-01-01, or set schedule: null",
+            )
+        if self.catchup and self.schedule is None:
+            raise FieldError("catchup", "catchup needs a schedule; set schedule or catchup: false")
+        if (
+            self.start_date
+            and self.end_date
+            and _as_datetime(self.end_date) < _as_datetime(self.start_date)
+        ):
+            raise FieldError(
+                "end_date",
+                f"end_date {self.end_date} is before start_date {self.start_date}; swap them",
+            )
+        return self
 
     @model_validator(mode="after")
     def _reducer_matches_reducers(self) -> JobSpec:
         if self.reducers > 0 and self.reducer is None:
-            raise ValueError(
+            raise FieldError(
+                "reducers",
                 f"reducers is {self.reducers} but no 'reducer' is given; add a reducer "
-                "or set reducers: 0 for a map-only job"
+                "or set reducers: 0 for a map-only job",
             )
         if self.reducers == 0 and self.reducer is not None:
-            raise ValueError("reducers is 0 (map-only) but a 'reducer' is given; remove one")
+            raise FieldError(
+                "reducer", "reducers is 0 (map-only) but a 'reducer' is given; remove one"
+            )
         if self.reducers == 0 and self.combiner is not None:
-            raise ValueError("a combiner needs reducers >= 1; a map-only job has no shuffle")
+            raise FieldError(
+                "combiner", "a combiner needs reducers >= 1; a map-only job has no shuffle"
+            )
         return self
 
     @property
     def map_only(self) -> bool:
         return self.reducers == 0
+
+
+def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 _UNITS = {
     "": 1, "b": 1,
@@ -35,4 +35,15 @@ def parse_byte_size(value: object) -> int:
     return size
 
 
-ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_byte_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgG]i?[bB]?|[bB])?\s*$"},
+            ]
+        }
+    ),
+]

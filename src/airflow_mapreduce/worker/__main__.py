@@ -14,8 +14,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m airflow_mapreduce.worker",
         description="Run one MapReduce map or reduce task from its task spec.",
     )
-    parser.add_argument("task_spec_uri", help="URI of the task's spec.json (file://, s3://, ...)")
+    parser.add_argument(
+        "task_spec_uri", nargs="?", help="URI of the task's spec.json (file://, s3://, ...)"
+    )
+    parser.add_argument(
+        "--pull",
+        metavar="QUEUE",
+        help="work-queue mode: run task specs pulled from this queue until it is finished "
+        "(queue URL in $AIRFLOW_MAPREDUCE_QUEUE_URL)",
+    )
     args = parser.parse_args(argv)
+    if args.pull:
+        from airflow_mapreduce.queue.pull import run_pull_worker
+
+        return run_pull_worker(args.pull)
+    if not args.task_spec_uri:
+        parser.error("give a task spec URI, or --pull QUEUE")
     try:
         manifest = run_task(args.task_spec_uri)
     except MapReduceError as exc:

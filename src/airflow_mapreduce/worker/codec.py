@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 from typing import Any, Literal
+
+# The C string encoder json.dumps(ensure_ascii=False) uses for str.
+_encode_basestring = json.encoder.encode_basestring
 
 
 def split_record(line: bytes) -> tuple[bytes, bytes]:
@@ -28,13 +32,25 @@ class Codec:
 
     def encode(self, obj: Any) -> bytes:
         if self.kind == "json":
-            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+            return encode_json(obj)
         return _text(obj)
 
     def decode(self, data: bytes) -> Any:
         if self.kind == "json":
             return json.loads(data)
         return data.decode("utf-8", "surrogateescape")
+
+
+def encode_json(obj: Any) -> bytes:
+    """Compact JSON; str and int (the common keys and values) skip json.dumps's set-up."""
+    kind = type(obj)
+    if kind is str:
+        return _encode_basestring(obj).encode("utf-8", "surrogateescape")
+    if kind is int:
+        return str(obj).encode()
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogateescape"
+    )
 
 
 def format_output(key: Any, value: Any) -> bytes:

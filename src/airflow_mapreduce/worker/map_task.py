@@ -1,21 +1,27 @@
-"""A map task: read its splits, run the mapper, partition, sort, combine, write runs."""
+"""A map task: read its splits, run the mapper, partition, sort (spilling), combine, write."""
 
 from __future__ import annotations
 
 import posixpath
 import uuid
 import zlib
-from operator import itemgetter
+from collections.abc import Iterator
 
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.tasks import Counters, InputSplit, MapTaskSpec, PartFile, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
-from airflow_mapreduce.worker.codec import Codec, join_record
-from airflow_mapreduce.worker.records import read_split
+from airflow_mapreduce.worker import context
+from airflow_mapreduce.worker.bad_records import DeadLetters
+from airflow_mapreduce.worker.codec import Codec
+from airflow_mapreduce.worker.hooks import task_hooks
+from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.outputs import open_part, part_uri
+from airflow_mapreduce.worker.records import iter_split_blocks
+from airflow_mapreduce.worker.spill import SortBuffer, write_lines
 from airflow_mapreduce.worker.steps import Step
 
 COUNTERS = "airflow-mapreduce"
-Record = tuple[bytes, bytes]
+DEAD_LETTER_NAME = "bad-records.jsonl"
 
 
 def partition_of(key: bytes, num_partitions: int) -> int:
@@ -27,8 +33,22 @@ def new_attempt_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def job_env(spec: MapTaskSpec, attempt: str) -> dict[str, str]:
+    """Job settings every command of the job sees (Hadoop's names, dots as underscores)."""
+    dataplane = spec.job.dataplane
+    return {
+        **dataplane.streaming.cmdenv,
+        "mapreduce_job_name": spec.dag_id,
+        "mapreduce_job_id": spec.run_id,
+        "mapreduce_job_reduces": str(spec.job.num_partitions),
+        "mapreduce_task_attempt_id": attempt,
+        "stream_map_output_field_separator": dataplane.streaming.separator,
+        "stream_num_map_output_key_fields": str(dataplane.streaming.key_fields),
+    }
+
+
 def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
-    """Hadoop's job settings as the streaming command sees them (dots become underscores)."""
+    """Hadoop's per-split settings as the streaming mapper sees them."""
     return {
         "mapreduce_task_ismap": "true",
         "mapreduce_task_partition": str(spec.task_index),
@@ -40,65 +60,75 @@ def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
 
 def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     attempt = new_attempt_id()
-    counters: Counters = {}
+    info = context.TaskInfo("map", spec.dag_id, spec.run_id, spec.task_index, attempt)
+    with context.running(info), task_hooks(spec.job.dataplane.hooks):
+        return _run(files, spec, attempt, info.counters)
+
+
+def _run(files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters) -> TaskManifest:
+    dataplane = spec.job.dataplane
     codec = Codec(spec.job.codec)
-    mapper = Step(spec.job.mapper, "mapper", codec, counters)
-    input_records = 0
-
+    fmt = RecordFormat.of(spec.job)
+    env = job_env(spec, attempt)
+    mapper = Step(spec.job.mapper, "mapper", codec, fmt, counters, env)
+    dead = DeadLetters(dataplane.bad_records, "mapper")
+    jsonlines = dataplane.formats.input == "jsonlines"
     attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)
-    if spec.output_uri is not None:  # map-only: the commit step promotes it to output_uri
-        records = written = 0
-        uri = join_uri(attempt_dir, posixpath.basename(spec.output_uri))
-        with files.open_write(uri) as out:
+    source = _InputCounter()
+    parts: list[PartFile] = []
+
+    if spec.output_uri is not None:  # map-only: the mapper writes the job's output
+        # Into this attempt's folder; the commit step promotes it to the output.
+        final = part_uri(spec.output_uri, dataplane.formats)
+        uri = join_uri(attempt_dir, posixpath.basename(final))
+        with open_part(files, uri, dataplane.formats, fmt.separator) as writer:
             for split in spec.splits:
-                start, block = read_split(files, split)
-                input_records += _count_lines(block)
-                for line in mapper.map_output_lines(block, start, split, split_env(spec, split)):
-                    out.write(line)
-                    records += 1
-                    written += len(line)
-        part = PartFile(
-            partition=spec.task_index, uri=uri, records=records, bytes=written
+                blocks = source.blocks(files, split)
+                mapper.map_into(blocks, split, split_env(spec, split), dead, jsonlines, writer)
+        stored = writer.bytes if dataplane.formats.compression is None else files.size(uri)
+        parts.append(
+            PartFile(partition=spec.task_index, uri=uri, records=writer.records, bytes=stored)
         )
-        return _commit(files, spec, attempt, [part], input_records, records, counters)
+    else:
+        combiner = (
+            Step(spec.job.combiner, "combiner", codec, fmt, counters, env)
+            if spec.job.combiner
+            else None
+        )
+        combine = None
+        if combiner is not None:
 
-    num_partitions = spec.job.num_partitions
-    buckets: list[list[Record]] = [[] for _ in range(num_partitions)]
-    for split in spec.splits:
-        start, block = read_split(files, split)
-        input_records += _count_lines(block)
-        for key, value in mapper.map_records(block, start, split, split_env(spec, split)):
-            buckets[partition_of(key, num_partitions)].append((key, value))
-    _count(counters, "map_output_records", sum(len(b) for b in buckets))
+            def combine(lines: list[bytes]) -> list[bytes]:
+                _count(counters, "combine_input_records", len(lines))
+                out = combiner.combine(lines)
+                _count(counters, "combine_output_records", len(out))
+                return out
 
-    combiner = Step(spec.job.combiner, "combiner", codec, counters) if spec.job.combiner else None
-    parts = []
-    for partition, bucket in enumerate(buckets):
-        bucket.sort(key=itemgetter(0))  # stable: values keep their map order per key
-        combined = bucket
-        if combiner is not None and bucket:
-            _count(counters, "combine_input_records", len(bucket))
-            combined = sorted(combiner.reduce_records(bucket), key=itemgetter(0))
-            _count(counters, "combine_output_records", len(combined))
-        uri = join_uri(attempt_dir, f"part-{partition:05d}")
-        data = b"".join(join_record(k, v) for k, v in combined)
-        files.write_bytes(uri, data)
-        parts.append(PartFile(partition=partition, uri=uri, records=len(combined), bytes=len(data)))
-    output_records = sum(p.records for p in parts)
-    return _commit(files, spec, attempt, parts, input_records, output_records, counters)
+        buffer = SortBuffer(fmt, dataplane.memory.sort_buffer, combine)
+        try:
+            for split in spec.splits:
+                blocks = source.blocks(files, split)
+                mapper.map_into(blocks, split, split_env(spec, split), dead, jsonlines, buffer)
+            _count(counters, "map_output_records", buffer.records)
+            for partition, records in buffer.partitions():
+                uri = join_uri(attempt_dir, f"part-{partition:05d}")
+                with files.open_write(uri) as out:
+                    counted = _Counted(records)
+                    written = write_lines(out, counted)
+                parts.append(
+                    PartFile(partition=partition, uri=uri, records=counted.count, bytes=written)
+                )
+            _count(counters, "spills", buffer.spills)
+        finally:
+            buffer.close()
 
-
-def _commit(
-    files: FileSystems,
-    spec: MapTaskSpec,
-    attempt: str,
-    parts: list[PartFile],
-    input_records: int,
-    output_records: int,
-    counters: Counters,
-) -> TaskManifest:
-    """Write the manifest last: it is what makes this attempt's files the task's output."""
+    input_records, input_bytes = source.records, source.bytes
+    dead.check_ratio(input_records)
+    dead_uri = dead.write(files, join_uri(attempt_dir, DEAD_LETTER_NAME))
     _count(counters, "map_input_records", input_records)
+    _count(counters, "map_input_bytes", input_bytes)
+    if dead.count:
+        _count(counters, "bad_records", dead.count)
     manifest = TaskManifest(
         kind="map",
         dag_id=spec.dag_id,
@@ -107,11 +137,39 @@ def _commit(
         attempt=attempt,
         files=parts,
         input_records=input_records,
-        output_records=output_records,
+        output_records=sum(p.records for p in parts),
         counters=counters,
+        bad_records=dead.count,
+        bad_records_uri=dead_uri,
     )
+    # The manifest is written last: it is what makes this attempt's files the task's output.
     files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
     return manifest
+
+
+class _InputCounter:
+    """Counts input lines and bytes as the mapper consumes the blocks."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.bytes = 0
+
+    def blocks(self, files: FileSystems, split: InputSplit) -> Iterator[tuple[int, bytes]]:
+        for start, block in iter_split_blocks(files, split):
+            self.records += _count_lines(block)
+            self.bytes += len(block)
+            yield start, block
+
+
+class _Counted:
+    def __init__(self, lines: Iterator[bytes]) -> None:
+        self._lines = lines
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._lines:
+            self.count += 1
+            yield line
 
 
 def _count_lines(block: bytes) -> int:

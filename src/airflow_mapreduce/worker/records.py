@@ -7,10 +7,11 @@ from typing import IO
 
 from airflow_mapreduce.plan.tasks import InputSplit
 from airflow_mapreduce.storage import FileSystems
-from airflow_mapreduce.worker.codec import split_record
 
 READ_BLOCK = 1 << 20
 SCAN_BLOCK = 1 << 16
+SPLIT_BLOCK = 1 << 20
+MIN_MERGE_BLOCK = 8 << 10
 
 
 def read_split(files: FileSystems, split: InputSplit) -> tuple[int, bytes]:
@@ -23,6 +24,47 @@ def read_split(files: FileSystems, split: InputSplit) -> tuple[int, bytes]:
         end = _next_line_start(f, split.offset + split.length)
         f.seek(start)
         return start, f.read(end - start) if end > start else b""
+
+
+def iter_split_blocks(
+    files: FileSystems, split: InputSplit, block_size: int = SPLIT_BLOCK
+) -> Iterator[tuple[int, bytes]]:
+    """The split's lines (as in read_split) in blocks of whole lines, with their offsets.
+
+    Memory stays at about one block whatever the split size; offsets of a compressed
+    file count decompressed bytes.
+    """
+    if split.length is None:
+        with files.open_read(split.uri, compression=split.compression) as f:
+            yield from _line_blocks(iter(lambda: f.read(block_size), b""), 0)
+        return
+    with files.open_read(split.uri) as f:
+        start = _next_line_start(f, split.offset)
+        end = _next_line_start(f, split.offset + split.length)
+        f.seek(start)
+
+        def chunks() -> Iterator[bytes]:
+            position = start
+            while position < end and (chunk := f.read(min(block_size, end - position))):
+                position += len(chunk)
+                yield chunk
+
+        yield from _line_blocks(chunks(), start)
+
+
+def _line_blocks(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[int, bytes]]:
+    tail = b""
+    for chunk in chunks:
+        data = tail + chunk if tail else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            tail = data  # a line longer than a block: keep reading
+            continue
+        yield offset, data[:cut]
+        offset += cut
+        tail = data[cut:]
+    if tail:
+        yield offset, tail
 
 
 def _next_line_start(f: IO[bytes], position: int) -> int:
@@ -59,10 +101,19 @@ def as_streaming_input(block: bytes) -> bytes:
     return block
 
 
-def iter_stream_lines(f: IO[bytes]) -> Iterator[bytes]:
+def merge_read_block(budget: int, runs: int) -> int:
+    """Read block per sorted run when merging `runs` of them within `budget` bytes.
+
+    A block's lines cost about 4x its bytes as Python objects, and a merge holds one
+    block per run at once.
+    """
+    return max(MIN_MERGE_BLOCK, min(READ_BLOCK, budget // (8 * max(runs, 1))))
+
+
+def iter_stream_lines(f: IO[bytes], block: int = READ_BLOCK) -> Iterator[bytes]:
     """Lines (without LF) of a stream, read in large blocks rather than line by line."""
     tail = b""
-    while chunk := f.read(READ_BLOCK):
+    while chunk := f.read(block):
         lines = (tail + chunk).split(b"\n")
         tail = lines.pop()
         yield from lines
@@ -70,8 +121,7 @@ def iter_stream_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def iter_run(files: FileSystems, uri: str) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) records of one sorted run written by a map task."""
+def iter_run_lines(files: FileSystems, uri: str, block: int = READ_BLOCK) -> Iterator[bytes]:
+    """Record lines of one sorted run written by a map task."""
     with files.open_read(uri) as f:
-        for line in iter_stream_lines(f):
-            yield split_record(line)
+        yield from iter_stream_lines(f, block)

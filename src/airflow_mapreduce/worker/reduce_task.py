@@ -3,43 +3,71 @@
 from __future__ import annotations
 
 import heapq
+import posixpath
 from collections.abc import Iterator
-from operator import itemgetter
 
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
+from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.codec import Codec
+from airflow_mapreduce.worker.hooks import task_hooks
+from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
-from airflow_mapreduce.worker.records import iter_run
+from airflow_mapreduce.worker.outputs import open_part, part_uri
+from airflow_mapreduce.worker.records import iter_run_lines, merge_read_block
 from airflow_mapreduce.worker.steps import Step
 
 
+def reduce_env(spec: ReduceTaskSpec, attempt: str, partition: int) -> dict[str, str]:
+    """Hadoop's job settings as the streaming reducer sees them (dots become underscores)."""
+    streaming = spec.job.dataplane.streaming
+    return {
+        **streaming.cmdenv,
+        "mapreduce_job_name": spec.dag_id,
+        "mapreduce_job_id": spec.run_id,
+        "mapreduce_job_reduces": str(spec.job.num_partitions),
+        "mapreduce_task_attempt_id": attempt,
+        "mapreduce_task_ismap": "false",
+        "mapreduce_task_partition": str(partition),
+        "stream_map_output_field_separator": streaming.separator,
+        "stream_num_map_output_key_fields": str(streaming.key_fields),
+    }
+
+
 def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
-    assert spec.job.reducer is not None, "a reduce task needs a reducer"
     attempt = new_attempt_id()
-    counters: Counters = {}
-    reducer = Step(spec.job.reducer, "reducer", Codec(spec.job.codec), counters)
+    info = context.TaskInfo("reduce", spec.dag_id, spec.run_id, spec.task_index, attempt)
+    with context.running(info), task_hooks(spec.job.dataplane.hooks):
+        return _run(files, spec, attempt, info.counters)
+
+
+def _run(
+    files: FileSystems, spec: ReduceTaskSpec, attempt: str, counters: Counters
+) -> TaskManifest:
+    assert spec.job.reducer is not None, "a reduce task needs a reducer"
+    fmt = RecordFormat.of(spec.job)
+    formats = spec.job.dataplane.formats
+    codec = Codec(spec.job.codec)
     input_records = 0
     parts = []
     for partition in sorted(spec.inputs):
-        seen = _Counted(
-            heapq.merge(*(iter_run(files, u) for u in spec.inputs[partition]), key=itemgetter(0))
+        reducer = Step(
+            spec.job.reducer, "reducer", codec, fmt, counters, reduce_env(spec, attempt, partition)
         )
-        records = written = 0
-        # Into this attempt's folder; the commit step promotes it to spec.outputs[partition].
-        uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), f"part-{partition:05d}")
-        with files.open_write(uri) as out:
-            for line in reducer.reduce_output_lines(seen):
-                out.write(line)
-                records += 1
-                written += len(line)
+        # Runs are sorted by key; merging by key (not line) is right for any separator.
+        uris = spec.inputs[partition]
+        block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
+        runs = (iter_run_lines(files, u, block) for u in uris)
+        seen = _Counted(heapq.merge(*runs, key=fmt.key_of))
+        # Into this attempt's folder; the commit step promotes it to the output.
+        final = part_uri(spec.outputs[partition], formats)
+        uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), posixpath.basename(final))
+        with open_part(files, uri, formats, fmt.separator) as writer:
+            reducer.reduce_into(seen, writer)
+        stored = writer.bytes if formats.compression is None else files.size(uri)
         input_records += seen.count
-        parts.append(
-            PartFile(
-                partition=partition, uri=uri, records=records, bytes=written
-            )
-        )
+        parts.append(PartFile(partition=partition, uri=uri, records=writer.records, bytes=stored))
     output_records = sum(p.records for p in parts)
     group = counters.setdefault(COUNTERS, {})
     group["reduce_input_records"] = input_records
@@ -62,11 +90,11 @@ def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
 class _Counted:
     """Counts records as they stream past, without holding them."""
 
-    def __init__(self, records: Iterator[tuple[bytes, bytes]]) -> None:
+    def __init__(self, records: Iterator[bytes]) -> None:
         self._records = records
         self.count = 0
 
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+    def __iter__(self) -> Iterator[bytes]:
         for record in self._records:
             self.count += 1
             yield record

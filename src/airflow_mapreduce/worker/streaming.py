@@ -20,6 +20,7 @@ from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.plan.tasks import Counters
 
 STDERR_TAIL = 20
+PIPE_READ = 1 << 20
 
 
 def run_command(
@@ -31,6 +32,19 @@ def run_command(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[bytes]:
     """Feed `chunks` to the command's stdin (in a thread) and yield its stdout lines."""
+    for lines in run_command_batches(argv, chunks, what=what, counters=counters, env=env):
+        yield from lines
+
+
+def run_command_batches(
+    argv: list[str],
+    chunks: Iterable[bytes],
+    *,
+    what: str,
+    counters: Counters,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[list[bytes]]:
+    """Like run_command, but yields lists of lines: one Python step per pipe read."""
     try:
         proc = subprocess.Popen(
             argv,
@@ -56,12 +70,12 @@ def run_command(
     finished = False
     try:
         tail = b""
-        while chunk := stdout.read1(1 << 16):
+        while chunk := stdout.read1(PIPE_READ):
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()
-            yield from lines
+            yield lines
         if tail:
-            yield tail
+            yield [tail]
         finished = True
     finally:
         if not finished:

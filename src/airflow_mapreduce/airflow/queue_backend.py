@@ -1,0 +1,256 @@
+"""Work-queue backends on the Airflow side: the map phase as ONE task that enqueues the
+plan's map task specs and waits while workers pull them.
+
+``local_pool``      MapReduceQueuePoolOperator: N local worker processes (the local twin).
+``kubernetes_job``  MapReduceQueueJobOperator: one Indexed Kubernetes Job of N pods
+                    (KubernetesJobOperator), each running the worker in pull mode.
+
+Both enqueue idempotently per run, log progress every few seconds, fail when more map
+tasks than allowed were dead-lettered, and delete the run's queue state at the end. The
+reduce phase stays dynamically mapped: it has few tasks and starts after this one, that
+is, only once every map task is committed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, QueuePolicy, WorkQueue
+from airflow_mapreduce.queue.base import open_queue, queue_name
+from airflow_mapreduce.queue.progress import wait_until_finished
+from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.queue import QueueSpec
+
+QUEUE_BACKENDS = ("kubernetes_job", "local_pool")
+JOB_STATUS_INTERVAL_SECONDS = 10.0
+
+
+def queue_url_from_connection(conn_id: str) -> str:
+    """The queue URL from an Airflow connection (conn type redis or nats). It holds the
+    password: hand it only to worker env, never to logs, XCom or templates."""
+    from urllib.parse import quote
+
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    conn_type = (conn.conn_type or "").lower()
+    extra = conn.extra_dejson
+    user = quote(conn.login or "", safe="")
+    password = quote(conn.password or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = conn.host or "127.0.0.1"
+    if conn_type == "redis":
+        scheme = "rediss" if extra.get("ssl") else "redis"
+        return f"{scheme}://{auth}{host}:{conn.port or 6379}/{int(extra.get('db', 0))}"
+    if conn_type == "nats":
+        scheme = "tls" if extra.get("tls") else "nats"
+        return f"{scheme}://{auth}{host}:{conn.port or 4222}"
+    raise QueueError(
+        f"Airflow connection {conn_id!r} has conn_type {conn.conn_type!r}; a queue connection "
+        "must be of type 'redis' (host, port, password, extra db/ssl) or 'nats' (host, port, "
+        "login/password, extra tls)"
+    )
+
+
+def queue_policy(spec: QueueSpec) -> QueuePolicy:
+    return QueuePolicy(
+        max_attempts=spec.max_attempts,
+        backoff_seconds=spec.backoff_seconds,
+        max_backoff_seconds=spec.max_backoff_seconds,
+        visibility_timeout_seconds=spec.visibility_timeout_seconds,
+    )
+
+
+class _QueueRun:
+    """What both operators do around the workers: enqueue, watch, judge, clean up."""
+
+    def __init__(self, operator: BaseOperator, spec: QueueSpec, context: Context) -> None:
+        self.operator = operator
+        self.spec = spec
+        self.name = queue_name(operator.dag_id, context["run_id"])
+        self.url = queue_url_from_connection(spec.conn_id)
+        self.queue: WorkQueue = open_queue(self.url, self.name)
+
+    def enqueue(self, spec_uris: Sequence[str]) -> None:
+        new = self.queue.enqueue(list(spec_uris), queue_policy(self.spec))
+        self.operator.log.info(
+            "Queue %s: %d map task(s), %d newly enqueued", self.name, len(spec_uris), new
+        )
+
+    def wait(self, check: Callable[[], None]) -> None:
+        progress = wait_until_finished(
+            self.queue,
+            log=lambda line: self.operator.log.info("map queue %s: %s", self.name, line),
+            interval=self.spec.progress_interval_seconds,
+            check=check,
+        )
+        if progress.dead > self.spec.dead_letter_allowance:
+            letters = self.queue.dead_letters()
+            listed = "\n".join(f"  - {d.item} ({d.attempts} attempts): {d.error}" for d in letters)
+            raise TaskFailedError(
+                f"{progress.dead} map task(s) failed {self.spec.max_attempts} times and were "
+                f"dead-lettered (allowance: queue.dead_letter_allowance = "
+                f"{self.spec.dead_letter_allowance}):\n{listed}"
+            )
+
+    def clean_up(self) -> None:
+        try:
+            self.queue.purge()
+        finally:
+            self.queue.close()
+
+
+class MapReduceQueuePoolOperator(BaseOperator):
+    """``local_pool``: N worker processes on this machine pull the map tasks."""
+
+    template_fields: Sequence[str] = ("spec_uris",)
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        spec_uris: Any,
+        queue_spec: QueueSpec,
+        aws_conn_id: str,
+        job_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spec_uris = spec_uris
+        self.queue_spec = queue_spec  # (BaseOperator.queue is the executor queue)
+        self.aws_conn_id = aws_conn_id
+        self.job_dir = job_dir
+
+    def execute(self, context: Context) -> None:
+        from airflow_mapreduce.airflow.connections import worker_storage_env
+        from airflow_mapreduce.queue.pool import LocalWorkerPool
+
+        run = _QueueRun(self, self.queue_spec, context)
+        try:
+            run.enqueue(self.spec_uris)
+            env = dict(os.environ)
+            if self.spec_uris and _uses_s3(self.aws_conn_id, self.spec_uris[0]):
+                env.update(worker_storage_env(self.aws_conn_id))
+            pool = LocalWorkerPool(
+                run.url, run.name, self.queue_spec.workers, cwd=self.job_dir, env=env
+            ).start()
+            self.log.info("Started %d local worker(s) on queue %s", pool.workers, run.name)
+            try:
+                run.wait(check=pool.check)
+            finally:
+                pool.stop(grace=30)  # finished workers exit by themselves within ~1 s
+        finally:
+            run.clean_up()
+
+
+def _uses_s3(aws_conn_id: str, spec_uri: str) -> bool:
+    """Whether workers need S3 credentials: the first task's spec, splits or output are
+    on S3 (all map tasks of a run share their storage)."""
+    from airflow_mapreduce.airflow.connections import S3_PROTOCOLS, airflow_filesystems
+    from airflow_mapreduce.plan.tasks import MapTaskSpec
+    from airflow_mapreduce.storage import protocol_of
+
+    files = airflow_filesystems(aws_conn_id, [spec_uri])
+    spec = MapTaskSpec.model_validate_json(files.read_bytes(spec_uri))
+    uris = [spec_uri, spec.task_dir, *(s.uri for s in spec.splits)]
+    return any(protocol_of(u) in S3_PROTOCOLS for u in uris)
+
+
+def _job_operator_class() -> type[Any]:
+    from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
+
+    class MapReduceQueueJobOperator(KubernetesJobOperator):
+        """``kubernetes_job``: one Indexed Job whose pods pull the map tasks."""
+
+        template_fields: Sequence[str] = (*KubernetesJobOperator.template_fields, "spec_uris")
+
+        def __init__(self, *, spec_uris: Any, queue_spec: QueueSpec, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.spec_uris = spec_uris
+            self.queue_spec = queue_spec
+
+        def execute(self, context: Context) -> None:
+            run = _QueueRun(self, self.queue_spec, context)
+            try:
+                run.enqueue(self.spec_uris)
+                self.arguments = ["--pull", run.name]
+                super().execute(context)  # creates the Job; we watch the queue instead
+                run.wait(check=self._job_check())
+            finally:
+                run.clean_up()
+
+        def _job_check(self) -> Callable[[], None]:
+            last = [0.0]
+
+            def check() -> None:
+                if time.monotonic() - last[0] < JOB_STATUS_INTERVAL_SECONDS:
+                    return
+                last[0] = time.monotonic()
+                name, namespace = self.job.metadata.name, self.job.metadata.namespace  # type: ignore[union-attr]
+                job = self.hook.get_job_status(name, namespace)
+                if error := self.hook.is_job_failed(job=job):
+                    raise TaskFailedError(
+                        f"Kubernetes Job {name} failed before the map queue finished: {error}"
+                    )
+
+            return check
+
+    return MapReduceQueueJobOperator
+
+
+def queue_job_arguments(job: JobSpec) -> dict[str, Any]:
+    """KubernetesJobOperator arguments: the map pods' settings plus the queue's."""
+    from kubernetes.client import models as k8s
+
+    from airflow_mapreduce.airflow.backends import pod_arguments
+
+    spec = job.queue
+    pod = pod_arguments(job, "map")
+    url_from_secret = k8s.V1EnvVar(
+        name=QUEUE_URL_ENV,
+        value_from=k8s.V1EnvVarSource(
+            secret_key_ref=k8s.V1SecretKeySelector(name=spec.secret, key="url")
+        ),
+    )
+    pod["env_vars"] = [*pod["env_vars"], url_from_secret]
+    pod.update(get_logs=False, do_xcom_push=False)  # the queue reports progress, not logs
+    pod.pop("on_finish_action", None)
+    return {
+        **pod,
+        "completion_mode": "Indexed",
+        "completions": spec.workers,
+        "parallelism": spec.workers,
+        # A pod killed mid-task loses nothing (its task returns to the queue); the Job
+        # replaces it, within this budget, to keep `workers` pullers running.
+        "backoff_limit": max(6, spec.workers * spec.max_attempts),
+        "ttl_seconds_after_finished": 3600,
+        "wait_until_job_complete": False,
+        "deferrable": False,
+    }
+
+
+def add_queue_map_task(
+    job: JobSpec, spec_uris: Any, job_dir: str | None, task_id: str = "run_map_queue"
+) -> BaseOperator:
+    """The map phase of a work-queue backend: one task instead of a mapped one."""
+    common: dict[str, Any] = {
+        "task_id": task_id,
+        "spec_uris": spec_uris,
+        "queue_spec": job.queue,
+        "retries": job.retries,
+        "retry_delay": timedelta(seconds=job.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+    }
+    if job.backend == "kubernetes_job":
+        operator: BaseOperator = _job_operator_class()(**common, **queue_job_arguments(job))
+        return operator
+    return MapReduceQueuePoolOperator(
+        **common, aws_conn_id=job.storage.aws_conn_id, job_dir=job_dir
+    )

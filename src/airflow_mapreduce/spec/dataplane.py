@@ -1,0 +1,164 @@
+"""Data-plane settings of a job: what happens to records inside a map or reduce task.
+
+Streaming contract (Hadoop's ``stream.map.output.field.separator`` and
+``stream.num.map.output.key.fields``), partitioning for secondary sort
+(``KeyFieldBasedPartitioner``), the map-side sort buffer, input/output formats, the
+bad-record budget and per-task hooks. Everything here travels in task specs: no secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from airflow_mapreduce.spec.quantities import ByteSize
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MIN_SORT_BUFFER = 64 * 1024
+
+Compression = Literal["gzip", "bz2", "zstd"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StreamingSettings(Model):
+    """How a streaming command's output lines become (key, value) records."""
+
+    separator: str = Field(
+        default="\t",
+        min_length=1,
+        description="Field separator of mapper output lines "
+        "(Hadoop: stream.map.output.field.separator). A line without it is all key.",
+    )
+    key_fields: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="How many leading fields form the key; the rest is the value "
+        "(Hadoop: stream.num.map.output.key.fields). Fewer fields: the whole line is the key.",
+    )
+    cmdenv: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables for the job's commands (Hadoop: -cmdenv). "
+        "Plain values only; secrets belong in kubernetes.storage_secret or the image.",
+    )
+
+    @field_validator("cmdenv")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not _ENV_NAME.match(name)]
+        if bad:
+            raise ValueError(
+                f"invalid environment variable name(s) {bad}; expected letters, digits and "
+                "underscores, not starting with a digit (e.g. MY_SETTING)"
+            )
+        return value
+
+
+class PartitionerSettings(Model):
+    """Which part of the key picks the reduce partition (KeyFieldBasedPartitioner -k1,N)."""
+
+    key_fields: int | None = Field(
+        default=None,
+        ge=1,
+        description="Partition on the first N fields of the key only; the remaining key "
+        "fields still sort records within the partition (secondary sort). "
+        "Default: the whole key.",
+    )
+
+
+class MemorySettings(Model):
+    sort_buffer: ByteSize = Field(
+        default=64 * 1024**2,
+        description="Map-side sort buffer (Hadoop: mapreduce.task.io.sort.mb). When full, "
+        "records are sorted, combined and spilled to local disk (TMPDIR), then merged.",
+    )
+
+    @field_validator("sort_buffer")
+    @classmethod
+    def _at_least_minimum(cls, value: int) -> int:
+        if value < MIN_SORT_BUFFER:
+            raise ValueError(f"expected a sort_buffer of at least 64KiB, found {value} bytes")
+        return value
+
+
+class FormatSettings(Model):
+    input: Literal["text", "jsonlines"] = Field(
+        default="text",
+        description="text: each line is a record. jsonlines: each line is one JSON work "
+        "item; Python mappers receive the parsed object, bad JSON is a bad record.",
+    )
+    output: Literal["text", "jsonlines"] = Field(
+        default="text",
+        description='text: key<TAB>value lines. jsonlines: {"key": ..., "value": ...} lines.',
+    )
+    compression: Compression | None = Field(
+        default=None, description="Compress output parts (adds .gz, .bz2 or .zst)."
+    )
+
+
+class BadRecordSettings(Model):
+    """Records that make a mapper fail go to a dead-letter object instead, within a budget."""
+
+    max_count: int = Field(
+        default=0, ge=0, description="Bad records a map task may skip (0: fail on the first)."
+    )
+    max_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Alternatively, the fraction of a map task's input records that may be bad.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_count > 0 or self.max_ratio is not None
+
+
+class HookSettings(Model):
+    """Python functions ('module:function', no arguments) run once per map or reduce task."""
+
+    setup: str | None = Field(default=None, description="Runs before the task's first record.")
+    teardown: str | None = Field(
+        default=None, description="Runs after the task's last record, also when it fails."
+    )
+
+    @field_validator("setup", "teardown")
+    @classmethod
+    def _callable_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _CALLABLE.match(value):
+            raise ValueError(
+                f"expected 'package.module:function', found {value!r}; e.g. my_job.hooks:setup"
+            )
+        return value
+
+
+class DataPlane(Model):
+    """The data-plane settings of a job, as the worker receives them."""
+
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
+    partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    formats: FormatSettings = Field(default_factory=FormatSettings)
+    bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
+    hooks: HookSettings = Field(default_factory=HookSettings)
+
+    @model_validator(mode="after")
+    def _partition_within_key(self) -> DataPlane:
+        check_partition_fields(self.streaming, self.partitioner)
+        return self
+
+
+def check_partition_fields(streaming: StreamingSettings, partitioner: PartitionerSettings) -> None:
+    fields = partitioner.key_fields
+    if fields is not None and fields > streaming.key_fields:
+        raise ValueError(
+            f"partitioner.key_fields is {fields} but the key has only "
+            f"streaming.key_fields={streaming.key_fields} field(s); partition on at "
+            "most as many fields as the key has"
+        )

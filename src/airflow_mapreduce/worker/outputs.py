@@ -1,0 +1,99 @@
+"""Writing a job's final output parts: text or JSON lines, optionally compressed."""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+from airflow_mapreduce.spec.dataplane import FormatSettings
+from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.worker.codec import _text
+
+SUFFIXES = {"gzip": ".gz", "bz2": ".bz2", "zstd": ".zst"}
+BATCH = 1 << 16
+
+
+class PartWriter:
+    """Counts records and (uncompressed) bytes; batches small writes."""
+
+    def __init__(self, out: IO[bytes], output_format: str, separator: bytes) -> None:
+        self._out = out
+        self._json = output_format == "jsonlines"
+        self._separator = separator
+        self._batch: list[bytes] = []
+        self._size = 0
+        self.records = 0
+        self.bytes = 0
+
+    def write_line(self, line: bytes) -> None:
+        """A text record line (streaming output): key<separator>value."""
+        if self._json:
+            key, _, value = line.partition(self._separator)
+            line = _json_line(
+                key.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
+            )
+        self._add(line)
+
+    def write_pair(self, key: Any, value: Any) -> None:
+        """A Python callable's pair: str as is, anything else as JSON."""
+        if self._json:
+            self._add(_json_line(key, value))
+        else:
+            self._add(_text(key) + b"\t" + _text(value))
+
+    def _add(self, line: bytes) -> None:
+        self._batch.append(line)
+        self._size += len(line) + 1
+        self.records += 1
+        if self._size >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._batch:
+            self._batch.append(b"")
+            self._out.write(b"\n".join(self._batch))
+            self.bytes += self._size
+            self._batch.clear()
+            self._size = 0
+
+
+def _json_line(key: Any, value: Any) -> bytes:
+    return json.dumps(
+        {"key": key, "value": value}, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8", "surrogateescape")
+
+
+def part_uri(base_uri: str, formats: FormatSettings) -> str:
+    return base_uri + (SUFFIXES[formats.compression] if formats.compression else "")
+
+
+@contextlib.contextmanager
+def open_part(
+    files: FileSystems, uri: str, formats: FormatSettings, separator: bytes = b"\t"
+) -> Iterator[PartWriter]:
+    """A PartWriter on `uri` (already carrying its suffix); published when the block exits."""
+    with files.open_write(uri) as raw, _compressed(raw, formats.compression) as out:
+        writer = PartWriter(out, formats.output, separator)
+        yield writer
+        writer.flush()
+
+
+@contextlib.contextmanager
+def _compressed(raw: IO[bytes], compression: str | None) -> Iterator[IO[bytes]]:
+    if compression is None:
+        yield raw
+    elif compression == "gzip":
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            yield f  # type: ignore[misc]
+    elif compression == "bz2":
+        with bz2.BZ2File(raw, "wb") as f:
+            yield f
+    else:
+        import zstandard
+
+        with zstandard.ZstdCompressor().stream_writer(raw, closefd=False) as f:
+            yield f

@@ -1,0 +1,238 @@
+"""TEST-ONLY emulated Kubernetes cluster: the kmock API emulator on 127.0.0.1 plus a kubelet.
+
+No Kubernetes API server, kind or Docker runs on the test machines, so the Kubernetes path
+is exercised against `kmock` (a Kubernetes API emulator) served over real HTTP, and a small
+test kubelet (tests/kubernetes/kubelet.py) that runs each pod's container command as a
+local process. Everything a client sees goes through the real Kubernetes REST API.
+
+What this adds on top of kmock (its known gaps, see docs/kubernetes.md):
+- `v1/pods`, `v1/events`, `v1/secrets` are declared up front (discovery, empty lists);
+- `?watch=True` (what the Python clients send) is treated as `?watch=true`;
+- a created pod gets what an API server adds: uid, creationTimestamp and phase Pending;
+- `GET pods/<name>/log` serves the container output the kubelet captured (timestamps,
+  sinceSeconds, sinceTime, follow); `exec`/`attach` answer 400: the emulator has no
+  exec, so an XCom sidecar cannot work (the provider's design does not use one).
+
+Usage: the `k8s_cluster` fixture in tests/kubernetes/conftest.py; reusable elsewhere via
+`EmulatedCluster.start(workdir=...)` / `.stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import kmock
+from kmock._internal import rendering
+
+PODS = kmock.resource("v1/pods")
+REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"  # the kubelet's default workdir
+NAMESPACE = "mapreduce"
+DECLARED_RESOURCES = ("v1/pods", "v1/events", "v1/secrets")
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class LogLine:
+    time: dt.datetime
+    text: bytes  # one line, newline included
+
+
+@dataclass
+class ContainerLog:
+    """Output of one container, appended by the kubelet, read by the log endpoint."""
+
+    lines: list[LogLine] = field(default_factory=list)
+    finished: bool = False
+
+    def append(self, text: bytes) -> None:
+        self.lines.append(LogLine(dt.datetime.now(dt.UTC), text))
+
+
+LogLookup = Callable[[str, str], ContainerLog | None]
+
+
+class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
+    """kmock's emulator with the gaps above closed, for pods driven by a test kubelet."""
+
+    created_pods: list[dict[str, Any]]
+    log_lookup: LogLookup
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.query.get("watch", "").lower() == "true":
+            query = {**raw_request.query, "watch": "true"}
+            raw_request = raw_request.clone(rel_url=raw_request.rel_url.with_query(query))
+        return await super().__call__(raw_request)
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource == PODS and request.subresource == "log":
+            return await self._serve_log(request)
+        if request.resource == PODS and request.subresource in ("exec", "attach"):
+            raise kmock.KubernetesError(
+                status=400, reason="BadRequest", message="the test emulator has no exec/attach"
+            )
+        if request.resource == PODS and request.action == kmock.action.CREATE:
+            pod = request.data
+            pod.setdefault("metadata", {}).update(
+                uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), resourceVersion="1"
+            )
+            pod["metadata"].setdefault("namespace", request.namespace)
+            pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            self.created_pods.append(json.loads(json.dumps(pod)))
+        return await super()._handle(request)
+
+    async def _serve_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        raw = request._raw_request  # a streamed (follow) answer needs the aiohttp request
+        params = {k: v.lower() if v in ("True", "False") else v for k, v in request.params.items()}
+        log = self.log_lookup(request.namespace or "", request.name or "")
+        if log is None:
+            raise kmock.KubernetesError(
+                status=400,
+                reason="BadRequest",
+                message=f"container of pod {request.name} is waiting to start",
+            )
+        since = None
+        if "sinceSeconds" in params:
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(params["sinceSeconds"]))
+        elif "sinceTime" in params:
+            since = dt.datetime.fromisoformat(params["sinceTime"].replace("Z", "+00:00"))
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(raw)
+        sent = 0
+        while True:
+            finished = log.finished  # read before the lines: none may be missed
+            lines = log.lines[sent:]
+            sent += len(lines)
+            for line in lines:
+                if since is None or line.time >= since:
+                    prefix = b""
+                    if params.get("timestamps") == "true":
+                        stamp = line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                        prefix = stamp.encode() + b" "
+                    await response.write(prefix + line.text)
+            if finished or params.get("follow") != "true":
+                break
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+
+class EmulatedCluster:
+    """The API emulator served on 127.0.0.1 from a background thread with its own loop."""
+
+    def __init__(self, extra_resources: tuple[str, ...] = ()) -> None:
+        """`extra_resources`: more kinds to serve, e.g. ("batch/v1/jobs",)."""
+        self.api = KubernetesAPI()
+        self.api.created_pods = []
+        self.api.log_lookup = lambda namespace, name: None
+        for resource in (*DECLARED_RESOURCES, *extra_resources):
+            self.api.resources[resource] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: kmock.Server | None = None
+        self.url = ""
+
+    def start(self) -> EmulatedCluster:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request
+        self._thread.start()
+        self._server = kmock.Server(self.api)
+        self._run(self.api.__aenter__())
+        self._run(self._server.__aenter__())
+        self.url = str(self._server.url).rstrip("/")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._run(self._server.__aexit__(None, None, None))
+            self._run(self.api.__aexit__(None, None, None))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    @property
+    def created_pods(self) -> list[dict[str, Any]]:
+        """Every pod as it was submitted (plus uid/status), in creation order."""
+        return list(self.api.created_pods)
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def pods(self, namespace: str) -> list[dict[str, Any]]:
+        """The pods that exist now in `namespace` (deleted ones are gone)."""
+        return list(self.get(f"/api/v1/namespaces/{namespace}/pods")["items"])
+
+    def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        import base64
+
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        request = urllib.request.Request(
+            f"{self.url}/api/v1/namespaces/{namespace}/secrets",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+        """A kubeconfig for the emulator: plain HTTP on 127.0.0.1, no credentials."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
+            "users": [{"name": "test", "user": {}}],
+            "contexts": [
+                {
+                    "name": "emulated",
+                    "context": {"cluster": "emulated", "user": "test", "namespace": namespace},
+                }
+            ],
+            "current-context": "emulated",
+        }
+
+    def airflow_connection_json(self, namespace: str = "default") -> str:
+        """Value for AIRFLOW_CONN_KUBERNETES_DEFAULT: a kubernetes connection to the emulator."""
+        return json.dumps(
+            {
+                "conn_type": "kubernetes",
+                "extra": {"kube_config": self.kubeconfig(namespace), "namespace": namespace},
+            }
+        )
+
+
+@contextmanager
+def emulated_cluster(workdir: Path = REPO_DAGS, namespace: str = NAMESPACE) -> Iterator[Any]:
+    """An emulator and a kubelet running pods with `workdir` as their working directory."""
+    from tests.kubernetes.kubelet import TestKubelet
+
+    cluster = EmulatedCluster().start()
+    kubelet = TestKubelet(cluster, workdir=workdir, namespace=namespace)
+    cluster.api.log_lookup = kubelet.container_log
+    kubelet.start()
+    try:
+        yield cluster, kubelet
+    finally:
+        kubelet.stop()
+        cluster.stop()

@@ -1,0 +1,75 @@
+"""The shuffle trusts only manifests in storage, and refuses anything incomplete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_mapreduce.errors import ShuffleError
+from airflow_mapreduce.plan.layout import RunLayout
+from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.shuffle import partition_groups, shuffle_run
+from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.worker.run import run_task
+
+JOB = parse_job_text(
+    "dag_id: wc\ninput: {uri: x, split_size: 10}\nmapper: {command: [cat]}\n"
+    "reducer: {command: [cat]}\nreducers: 3\noutput: x\n"
+)
+
+
+@pytest.fixture
+def planned(tmp_path: Path) -> tuple[FileSystems, str, RunLayout]:
+    for i in range(6):
+        (tmp_path / "in" / f"f{i}.txt").parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / f"f{i}.txt").write_text(f"line {i}\n" * 5)
+    files = FileSystems()
+    target = RunTarget("wc", "run-1", f"file://{tmp_path}/in", f"file://{tmp_path}/out", None, 3, 4)
+    plan_uri, map_specs = plan_run(files, JOB, target)
+    assert len(map_specs) == 4  # 6 files, capped at max_map_tasks
+    for uri in map_specs:
+        run_task(uri, files)
+    layout = RunLayout(f"file://{tmp_path}/out/_temporary", "wc", "run-1")
+    return files, plan_uri, layout
+
+
+def test_reduce_specs_cover_every_partition_once(planned) -> None:  # type: ignore[no-untyped-def]
+    files, plan_uri, _ = planned
+    specs = [files.read_json(u) for u in shuffle_run(files, plan_uri, max_reduce_tasks=2)]
+    partitions = sorted(int(p) for s in specs for p in s["inputs"])
+    assert partitions == [0, 1, 2]
+    assert all(len(runs) == 4 for s in specs for runs in s["inputs"].values())
+
+
+def test_missing_manifest_names_the_map_task_and_key(planned) -> None:  # type: ignore[no-untyped-def]
+    files, plan_uri, layout = planned
+    missing = layout.manifest_uri("map", 2)
+    files.remove(missing)
+    with pytest.raises(ShuffleError, match=rf"map\[2\] left no manifest at {missing}"):
+        shuffle_run(files, plan_uri, 2)
+
+
+def test_truncated_manifest_is_refused(planned) -> None:  # type: ignore[no-untyped-def]
+    files, plan_uri, layout = planned
+    uri = layout.manifest_uri("map", 1)
+    files.write_bytes(uri, files.read_bytes(uri)[:40])
+    with pytest.raises(ShuffleError, match=r"map\[1\]: manifest .* truncated or malformed"):
+        shuffle_run(files, plan_uri, 2)
+
+
+def test_manifest_of_another_run_is_refused(planned) -> None:  # type: ignore[no-untyped-def]
+    files, plan_uri, layout = planned
+    uri = layout.manifest_uri("map", 0)
+    files.write_bytes(uri, files.read_bytes(uri).replace(b'"run-1"', b'"run-0"'))
+    with pytest.raises(ShuffleError, match=r"map\[0\]: manifest .* belongs to .*run-0"):
+        shuffle_run(files, plan_uri, 2)
+
+
+@pytest.mark.parametrize(("partitions", "tasks"), [(3, 2), (10, 3), (5, 8), (1, 1)])
+def test_partition_groups_are_contiguous_and_complete(partitions: int, tasks: int) -> None:
+    groups = partition_groups(partitions, tasks)
+    assert len(groups) == min(partitions, tasks)
+    assert [p for g in groups for p in g] == list(range(partitions))
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1

@@ -1,0 +1,186 @@
+"""The work-queue backends from Airflow: a local_pool DAG run end to end with dag.test(),
+and the Indexed Job the kubernetes_job backend would create, validated strictly."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from airflow_mapreduce.airflow import build_dag
+from airflow_mapreduce.airflow.queue_backend import queue_url_from_connection
+from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, open_queue, queue_name
+from airflow_mapreduce.spec import parse_job_text
+
+REPO = Path(__file__).resolve().parents[2]
+
+K8S_JOB = """\
+dag_id: wordcount_queue_k8s
+input: {uri: "s3://data/in/"}
+mapper: {command: [python3, mapreduce_jobs/wordcount/mapper.py]}
+reducer: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}
+reducers: 4
+output: s3://data/out/
+backend: kubernetes_job
+kubernetes:
+  image: registry.example/wordcount:1.2
+  namespace: mapreduce
+  storage_secret: s3-credentials
+queue:
+  conn_id: mapreduce_queue
+  secret: mapreduce-queue
+  workers: 250
+"""
+
+
+def output_counts(folder: Path) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for part in sorted(folder.glob("part-*")):
+        for line in part.read_text().splitlines():
+            word, count = line.split("\t")
+            assert word not in counts, f"{word!r} emitted twice"
+            counts[word] = int(count)
+    return counts
+
+
+def connection_json(url: str) -> str:
+    scheme, rest = url.split("://")
+    host, port = rest.split("/")[0].split(":")
+    return json.dumps({"conn_type": scheme, "host": host, "port": int(port)})
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_local_pool_dag_matches_counter(  # type: ignore[no-untyped-def]
+    airflow_db, redis_server, word_corpus, tmp_path, monkeypatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(redis_server.url))
+    dag = DagBag(str(REPO / "dags")).get_dag("wordcount_queue")
+    output = tmp_path / "out"
+    lines = sorted(word_corpus.folder.iterdir())[0].read_text().splitlines(keepends=True)
+    corpus = tmp_path / "in.txt"
+    corpus.write_text("".join(lines[:3000]))  # ~200 KB: 4 map tasks of 64 KiB
+    expected = collections.Counter(corpus.read_text().split())
+    run = dag.test(run_conf={"input": f"file://{corpus}", "output": f"file://{output}"})
+    assert run.state == "success"
+    assert output_counts(output) == expected
+    assert [t.task_id for t in run.get_task_instances() if t.task_id == "run_map_queue"]
+    # The run's queue state is gone.
+    queue = open_queue(redis_server.url, queue_name("wordcount_queue", run.run_id))
+    assert queue.progress().total == 0
+    queue.close()
+
+
+@pytest.fixture(scope="module")
+def rendered_job() -> dict[str, Any]:
+    """The Job KubernetesJobOperator would submit, built by the operator's own code."""
+    from kubernetes.client import ApiClient
+
+    dag = build_dag(parse_job_text(K8S_JOB))
+    operator: Any = dag.get_task("run_map_queue")
+    run_id = "manual__2024-05-01"
+    operator.arguments = ["--pull", queue_name(dag.dag_id, run_id)]  # as execute() sets it
+    # No cluster here: the hook would only be asked whether Airflow runs in-cluster (a label).
+    operator.__dict__["hook"] = SimpleNamespace(is_in_cluster=False)
+    ti = SimpleNamespace(dag_id=dag.dag_id, task_id="run_map_queue", run_id=run_id,
+                         map_index=-1, try_number=1)  # fmt: skip
+    job = operator.build_job_request_obj({"ti": ti, "run_id": run_id, "dag": dag})
+    return ApiClient().sanitize_for_serialization(job)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])
+def test_indexed_job_validates_strictly(rendered_job: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(rendered_job, version, strict=True)
+
+
+def test_indexed_job_runs_pull_workers_with_the_url_from_a_secret(
+    rendered_job: dict[str, Any],
+) -> None:
+    spec = rendered_job["spec"]
+    assert rendered_job["kind"] == "Job" and rendered_job["metadata"]["namespace"] == "mapreduce"
+    assert spec["completionMode"] == "Indexed"
+    assert spec["parallelism"] == spec["completions"] == 250
+    [container] = spec["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "airflow_mapreduce.worker"]
+    name = queue_name("wordcount_queue_k8s", "manual__2024-05-01")
+    assert container["args"] == ["--pull", name]
+    [url] = [e for e in container["env"] if e["name"] == QUEUE_URL_ENV]
+    assert url == {
+        "name": QUEUE_URL_ENV,
+        "valueFrom": {"secretKeyRef": {"name": "mapreduce-queue", "key": "url"}},
+    }
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert "redis://" not in json.dumps(rendered_job)
+
+
+def test_kubernetes_job_graph_keeps_reduces_as_mapped_pods() -> None:
+    dag = build_dag(parse_job_text(K8S_JOB))
+    assert dag.get_task("run_map_queue").upstream_task_ids == {"plan"}
+    assert dag.get_task("shuffle").upstream_task_ids == {"plan", "run_map_queue"}  # plan_uri
+    assert type(dag.get_task("reduce")).__name__ == "MappedOperator"
+    assert "map" not in dag.task_dict
+
+
+def test_kubernetes_job_without_a_queue_secret_is_rejected() -> None:
+    with pytest.raises(JobSpecError, match=r"queue\.secret"):
+        parse_job_text(K8S_JOB.replace("  secret: mapreduce-queue\n", ""))
+
+
+def test_queue_url_from_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_Q_REDIS",
+        json.dumps({"conn_type": "redis", "host": "redis.svc", "port": 6380,
+                    "password": "p@ss/word", "extra": {"db": 2}}),
+    )  # fmt: skip
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_Q_NATS",
+        json.dumps({"conn_type": "nats", "host": "nats.svc", "login": "u", "password": "s"}),
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_Q_HTTP", json.dumps({"conn_type": "http", "host": "x"}))
+    assert queue_url_from_connection("q_redis") == "redis://:p%40ss%2Fword@redis.svc:6380/2"
+    assert queue_url_from_connection("q_nats") == "nats://u:s@nats.svc:4222"
+    with pytest.raises(QueueError, match="must be of type 'redis'"):
+        queue_url_from_connection("q_http")
+
+
+def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  # type: ignore[no-untyped-def]
+    queue_server, monkeypatch
+) -> None:
+    import logging
+
+    from airflow_mapreduce.airflow.queue_backend import _QueueRun
+    from airflow_mapreduce.errors import TaskFailedError
+    from airflow_mapreduce.spec.queue import QueueSpec
+
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(queue_server.url))
+    operator: Any = SimpleNamespace(dag_id="dlq", log=logging.getLogger("test"))
+    spec = QueueSpec(max_attempts=1, dead_letter_allowance=1, progress_interval_seconds=0.1)
+    run = _QueueRun(operator, spec, {"run_id": "r-1"})  # type: ignore[arg-type]
+    run.enqueue(["spec-a", "spec-b", "spec-c"])
+    worker = open_queue(queue_server.url, run.name)
+    handled = 0
+    while handled < 3:
+        for d in worker.take(1, wait=1):
+            handled += 1
+            if d.item == "spec-b":
+                assert worker.ack(d)
+            else:
+                assert worker.nack(d, f"TaskFailedError: {d.item} broke")
+    with pytest.raises(TaskFailedError) as failure:
+        run.wait(check=lambda: None)
+    message = str(failure.value)
+    assert "2 map task(s) failed 1 times" in message and "dead_letter_allowance = 1" in message
+    assert "spec-a (1 attempts): TaskFailedError: spec-a broke" in message
+    assert "spec-c (1 attempts): TaskFailedError: spec-c broke" in message
+    run.clean_up()
+    assert worker.progress().total == 0
+    worker.close()

@@ -1,0 +1,219 @@
+"""Chaos on the real worker and the word-count job, through real queue servers.
+
+Every run is checked against collections.Counter over the input files, computed here,
+independently of the code under test.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from airflow_mapreduce.errors import ShuffleError
+from airflow_mapreduce.plan.commit import commit_run
+from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.shuffle import shuffle_run
+from airflow_mapreduce.queue import Progress, QueuePolicy, WorkQueue, open_queue
+from airflow_mapreduce.queue.pool import LocalWorkerPool
+from airflow_mapreduce.queue.progress import wait_until_finished
+from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.worker.run import run_task
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+# A mapper that fails on purpose: the first attempt of a task holding a FLAKY line fails
+# (a marker file remembers it), a task holding a POISON line fails every time.
+CHAOS_MAPPER = """
+import hashlib, os, pathlib
+
+def mapper(_key, line):
+    if "POISON" in line:
+        raise ValueError("poison record: " + line.strip())
+    if "FLAKY" in line:
+        marker = pathlib.Path(os.environ["CHAOS_DIR"]) / hashlib.sha1(line.encode()).hexdigest()
+        if not marker.exists():
+            marker.touch()
+            raise RuntimeError("transient failure, first attempt")
+    for word in line.split():
+        yield word, 1
+"""
+
+JOB = """\
+dag_id: chaos
+input: {uri: unused, split_size: 64KiB}
+mapper: {callable: chaos_mapper:mapper}
+reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}
+reducers: 3
+output: unused
+"""
+
+POLICY = QueuePolicy(
+    max_attempts=3, backoff_seconds=0.2, max_backoff_seconds=1, visibility_timeout_seconds=2
+)
+
+
+def counts_of(folder: Path) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for part in sorted(folder.glob("part-*")):
+        for line in part.read_text().splitlines():
+            word, count = line.split("\t")
+            assert word not in counts, f"{word!r} emitted twice"
+            counts[word] = int(count)
+    return counts
+
+
+class QueuedRun:
+    """plan -> enqueue -> local pool of real workers -> shuffle -> reduce -> commit."""
+
+    def __init__(self, tmp: Path, corpus: Path, server_url: str, extra: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.input = tmp / "input"
+        self.input.mkdir()
+        for path in sorted(corpus.iterdir())[:1]:  # ~1 MB: 16 map tasks of 64 KiB
+            shutil.copy(path, self.input)
+        for name, text in extra.items():
+            (self.input / name).write_text(text)
+        self.expected: collections.Counter[str] = collections.Counter()
+        for path in sorted(self.input.iterdir()):
+            self.expected.update(path.read_bytes().decode().split())
+        (tmp / "code").mkdir()
+        (tmp / "code" / "chaos_mapper.py").write_text(CHAOS_MAPPER)
+        (tmp / "markers").mkdir()
+        self.files = FileSystems()
+        target = RunTarget(
+            "chaos", "run-1", f"file://{self.input}", f"file://{tmp}/out", None, 3, 64
+        )
+        self.plan_uri, self.map_specs = plan_run(self.files, parse_job_text(JOB), target)
+        self.queue: WorkQueue = open_queue(server_url, f"chaos-{uuid.uuid4().hex[:8]}")
+        self.queue.enqueue(self.map_specs, POLICY)
+        env = {
+            **os.environ,
+            "CHAOS_DIR": str(tmp / "markers"),
+            "PYTHONPATH": os.pathsep.join([str(tmp / "code"), str(DAGS)]),
+        }
+        (tmp / "logs").mkdir()
+        self.pool = LocalWorkerPool(
+            server_url, self.queue.name, 2, cwd=str(DAGS), env=env, log_dir=str(tmp / "logs")
+        )
+
+    def run_maps(self, during: Callable[[Progress], bool] | None = None) -> Progress:
+        """Start the pool; `during(progress)` is polled until it returns True (chaos done)."""
+        self.pool.start()
+        try:
+            deadline = time.monotonic() + 60
+            while during is not None and not during(self.queue.progress()):
+                assert time.monotonic() < deadline, "chaos point never reached"
+                time.sleep(0.05)
+            lines: list[str] = []
+            started = time.monotonic()
+            progress = wait_until_finished(
+                self.queue, log=lines.append, interval=1, check=self.pool.check
+            )
+            assert lines and "done" in lines[-1] and "items/s" in lines[-1]
+            print(f"maps took {time.monotonic() - started:.1f} s:", *lines, sep="\n  ")
+            self.pool.wait(timeout=30)
+            return progress
+        finally:
+            self.pool.stop()
+
+    def finish(self) -> collections.Counter[str]:
+        for uri in shuffle_run(self.files, self.plan_uri, 3):
+            run_task(uri, self.files)
+        commit_run(self.files, self.plan_uri)
+        return counts_of(self.tmp / "out")
+
+    def close(self) -> None:
+        self.queue.purge()
+        self.queue.close()
+
+
+@pytest.fixture
+def queued_run(tmp_path, word_corpus, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.syspath_prepend(str(DAGS))  # the reduces run in this process
+    runs: list[QueuedRun] = []
+
+    def make(server_url: str, extra: dict[str, str] | None = None) -> QueuedRun:
+        runs.append(QueuedRun(tmp_path, word_corpus.folder, server_url, extra or {}))
+        return runs[-1]
+
+    yield make
+    for run in runs:
+        run.close()
+
+
+def test_kill_9_mid_task_and_transient_failures_lose_and_duplicate_nothing(
+    queue_server, queued_run
+) -> None:  # type: ignore[no-untyped-def]
+    run = queued_run(queue_server.url, {"flaky.txt": "FLAKY alpha beta\nbeta gamma\n"})
+    killed: list[int] = []
+
+    def kill_a_busy_worker(progress: Progress) -> bool:
+        if progress.done >= 2 and progress.in_flight >= 2:
+            run.pool.kill(0, signal.SIGKILL)  # both workers hold a task: one is lost mid-way
+            killed.append(progress.done)
+            return True
+        return False
+
+    progress = run.run_maps(during=kill_a_busy_worker)
+    assert killed and run.pool.processes[0].returncode == -signal.SIGKILL
+    assert (progress.done, progress.dead) == (len(run.map_specs), 0)
+    assert run.queue.dead_letters() == []
+    assert run.finish() == run.expected
+
+
+def test_tasks_failing_forever_are_dead_lettered_with_their_error(queue_server, queued_run) -> None:  # type: ignore[no-untyped-def]
+    run = queued_run(queue_server.url, {"poison.txt": "fine words\nPOISON here\n"})
+    progress = run.run_maps()
+    assert (progress.done, progress.dead) == (len(run.map_specs) - 1, 1)
+    [dead] = run.queue.dead_letters()
+    assert dead.attempts == POLICY.max_attempts
+    assert dead.error.startswith("RecordError: mapper chaos_mapper:mapper raised ValueError")
+    assert "poison record: POISON here" in dead.error and "poison.txt" in dead.error
+    poisoned = [u for u in run.map_specs if "poison.txt" in Path(u[7:]).read_text()]
+    assert [dead.item] == poisoned
+    # Every other map task committed; the shuffle refuses to go on without the dead one.
+    with pytest.raises(ShuffleError, match="manifest"):
+        run.finish()
+
+
+def test_redis_restart_mid_run_with_aof_loses_nothing(redis_server, queued_run) -> None:  # type: ignore[no-untyped-def]
+    run = queued_run(redis_server.url)
+
+    def restart_redis(progress: Progress) -> bool:
+        if progress.done >= 3:
+            redis_server.stop(signal.SIGKILL)  # no shutdown save: only the AOF survives
+            time.sleep(1.0)
+            redis_server.start()
+            return True
+        return False
+
+    progress = run.run_maps(during=restart_redis)
+    assert (progress.done, progress.dead) == (len(run.map_specs), 0)
+    assert run.finish() == run.expected
+
+
+def test_nats_restart_mid_run_loses_nothing(nats_server, queued_run) -> None:  # type: ignore[no-untyped-def]
+    run = queued_run(nats_server.url)
+
+    def restart_nats(progress: Progress) -> bool:
+        if progress.done >= 3:
+            nats_server.stop(signal.SIGKILL)
+            time.sleep(1.0)
+            nats_server.start()
+            return True
+        return False
+
+    progress = run.run_maps(during=restart_nats)
+    assert (progress.done, progress.dead) == (len(run.map_specs), 0)
+    assert run.finish() == run.expected

@@ -1,0 +1,90 @@
+"""Bounded memory: a partition many times the sort buffer goes through map and reduce.
+
+The whole job runs in a child process whose peak RSS (VmHWM in /proc) is compared with the
+same child on a tiny input: the difference must stay within the sort buffer plus a
+fixed allowance, far below what holding the partition in memory would take.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BUDGET = 4 * 1024**2
+ALLOWANCE = 24 * 1024**2  # read blocks, pipe and write buffers, merge heads, allocator slack
+
+CHILD = """
+import json, sys
+from airflow_mapreduce.plan.commit import commit_run
+from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.shuffle import shuffle_run
+from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.worker.run import run_task
+
+def peak_kib():
+    # VmHWM: this process's own peak RSS (getrusage's maxrss inherits the parent's at fork).
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+job_text, input_uri, output_uri = sys.argv[1:4]
+job = parse_job_text(job_text)
+files = FileSystems()
+plan_uri, maps = plan_run(files, job, RunTarget("mem", "r", input_uri, output_uri, None, 1, 1))
+manifests = [run_task(uri, files) for uri in maps]
+for uri in shuffle_run(files, plan_uri, 1):
+    run_task(uri, files)
+result = commit_run(files, plan_uri)
+print(json.dumps({
+    "peak_kib": peak_kib(),
+    "records": result.records,
+    "spills": result.counters["airflow-mapreduce"].get("spills", 0),
+}))
+"""
+
+
+def run_child(tmp_path: Path, name: str, data: bytes, sort_buffer: int) -> dict[str, int]:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "in.txt").write_bytes(data)
+    job_text = (
+        "dag_id: mem\ninput: {uri: unused, split_size: 1GiB}\noutput: unused\n"
+        "mapper: {command: [cat]}\nreducer: {command: [cat]}\nreducers: 1\n"
+        f"memory: {{sort_buffer: {sort_buffer}}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, job_text, f"file://{folder}/in.txt", f"file://{folder}/out"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    out = folder / "out" / "part-00000"
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == result["records"] == data.count(b"\n")
+    keys = [line.split(b"\t")[0] for line in lines]
+    assert keys == sorted(keys)
+    return result
+
+
+@pytest.mark.slow
+def test_a_partition_many_times_the_sort_buffer_stays_within_budget(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    lines = [b"k%09d\tv%d" % (rng.randrange(10**9), i) for i in range(1_500_000)]
+    data = b"\n".join(lines) + b"\n"
+    assert len(data) >= 5 * BUDGET
+    small = run_child(tmp_path, "small", b"\n".join(lines[:1000]) + b"\n", BUDGET)
+    big = run_child(tmp_path, "big", data, BUDGET)
+    assert big["spills"] >= 5
+    grown = (big["peak_kib"] - small["peak_kib"]) * 1024
+    print(f"peak RSS: small {small}, big {big}")
+    assert grown <= BUDGET + ALLOWANCE, (
+        f"peak RSS grew by {grown / 2**20:.1f} MiB for a {len(data) / 2**20:.0f} MiB partition; "
+        f"expected at most the {BUDGET / 2**20:.0f} MiB sort buffer + "
+        f"{ALLOWANCE / 2**20:.0f} MiB"
+    )
