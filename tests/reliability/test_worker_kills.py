@@ -66,8 +66,11 @@ class FaultyRun:
         self, spec_uri: str, layout: RunLayout, phase: str, index: int, plan: str
     ) -> None:
         # Up to two killed attempts before the one that is left to finish.
-        for _ in range(2):
-            if self.rng is None or self.rng.random() > 0.45:
+        for killed in range(2):
+            if self.rng is None:
+                break
+            # The first task of each phase always loses one attempt; the rest by chance.
+            if not (index == 0 and killed == 0) and self.rng.random() > 0.45:
                 break
             point = self.rng.choice(KILL_POINTS)
             self.kills[f"{phase}:{point}"] += 1
@@ -196,7 +199,7 @@ def test_killed_local_workers_give_the_clean_output(
     faulty = FaultyRun(files, worker_env(), random.Random(seed))
     faulty.run(f"file://{small_corpus.folder}", f"file://{tmp_path}/out")
     print(f"seed {seed}: kills {dict(faulty.kills)}")
-    assert sum(faulty.kills.values()) >= 3, faulty.kills  # the seed really injected faults
+    assert sum(faulty.kills.values()) >= 2, faulty.kills  # the seed really injected faults
     assert output_parts(files, f"file://{tmp_path}/out") == clean_local_output
     assert sorted(p.name for p in (tmp_path / "out").iterdir())[:2] == [
         "_SUCCESS",
@@ -225,5 +228,5 @@ def test_killed_s3_workers_give_the_clean_output(
     files = FileSystems({"s3": s3})
     faulty = FaultyRun(files, env, random.Random(SEEDS[0] + 1))
     faulty.run("s3://kills/input/", "s3://kills/out")
-    assert sum(faulty.kills.values()) >= 3, faulty.kills
+    assert sum(faulty.kills.values()) >= 2, faulty.kills
     assert output_parts(files, "s3://kills/out") == clean_local_output

@@ -126,7 +126,10 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
         return None
     manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
     layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
-    return manifest if layout.plan_uri == plan_uri else None
+    if layout.plan_uri != plan_uri:
+        return None
+    files.remove(output.default_work_root, recursive=True)  # finish the interrupted cleanup
+    return manifest
 
 
 def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
