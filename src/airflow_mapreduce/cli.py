@@ -99,7 +99,10 @@ def janitor(
     older_than: Annotated[str, typer.Option(help="Age cut-off of a run's newest object: 7d, 12h.")],
     delete: Annotated[bool, typer.Option(help="Delete them (default: only list).")] = False,
 ) -> None:
-    """List (and with --delete remove) intermediate data of runs older than --older-than."""
+    """List (and with --delete remove) intermediate data of runs older than --older-than.
+
+    s3:// work roots use the environment's credentials (AWS_* variables, profile, IRSA).
+    """
     from airflow_mapreduce.janitor import delete_runs, find_stale_runs, parse_duration
     from airflow_mapreduce.storage import FileSystems, resolve_uri
 

@@ -85,12 +85,16 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def kill_when(
-    proc: subprocess.Popen[bytes], happened: Callable[[], bool], delay: float, timeout: float = 60
+    proc: subprocess.Popen[bytes],
+    happened: Callable[[], bool],
+    delay: float,
+    poll: float = 0.002,
+    timeout: float = 60,
 ) -> None:
     """SIGKILL the process group `delay` seconds after `happened()` first holds (or it exits)."""
     deadline = time.monotonic() + timeout
     while not happened() and proc.poll() is None:
         assert time.monotonic() < deadline, "kill point never reached"
-        time.sleep(0.002)
+        time.sleep(poll)
     time.sleep(delay)
     kill_group(proc)

@@ -37,7 +37,9 @@ def reference_records(data: bytes) -> list[bytes]:
     return [line.removesuffix(b"\n").removesuffix(b"\r") for line in io.BytesIO(data).readlines()]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     files=st.lists(FILE, min_size=1, max_size=4),
     split_size=st.integers(min_value=1, max_value=120),
@@ -80,6 +82,7 @@ KEY = st.binary(max_size=20).filter(lambda b: b"\t" not in b and b"\n" not in b)
 VALUE = st.binary(max_size=20).filter(lambda b: b"\n" not in b)
 
 
+@settings(database=None)  # nothing written into the repository
 @given(key=KEY, value=VALUE)
 def test_record_join_split_round_trip(key: bytes, value: bytes) -> None:
     line = join_record(key, value)
@@ -87,7 +90,7 @@ def test_record_join_split_round_trip(key: bytes, value: bytes) -> None:
     assert split_record(line[:-1]) == (key, value)
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=st.lists(st.tuples(KEY, VALUE), max_size=50))
 def test_sorted_run_round_trip(tmp_path_factory: pytest.TempPathFactory, records) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.mktemp("run") / "part-00000"
@@ -103,6 +106,7 @@ JSON = st.recursive(
 )
 
 
+@settings(database=None)  # nothing written into the repository
 @given(obj=JSON)
 def test_json_codec_round_trip_keeps_types_on_one_line(obj: object) -> None:
     codec = Codec("json")
@@ -111,6 +115,7 @@ def test_json_codec_round_trip_keeps_types_on_one_line(obj: object) -> None:
     assert codec.decode(data) == obj
 
 
+@settings(database=None)  # nothing written into the repository
 @given(text=st.text().filter(lambda t: "\n" not in t))
 def test_raw_codec_round_trip_of_text(text: str) -> None:
     codec = Codec("raw")
@@ -121,6 +126,7 @@ def test_raw_codec_round_trip_of_text(text: str) -> None:
     assert codec.decode(encoded) == text
 
 
+@settings(database=None)  # nothing written into the repository
 @given(data=st.binary(max_size=40))
 def test_raw_codec_keeps_undecodable_bytes(data: bytes) -> None:
     codec = Codec("raw")

@@ -117,7 +117,7 @@ def test_manifest_pointing_outside_its_attempts_is_refused(store) -> None:  # ty
     assert not files.exists(f"{root}/out/_SUCCESS")
 
 
-@pytest.mark.parametrize("keep", [False, "on_failure", True])
+@pytest.mark.parametrize("keep", [False, True])
 def test_commit_removes_intermediate_unless_kept(store, keep) -> None:  # type: ignore[no-untyped-def]
     files, input_uri, root = store
     job = CALLABLE_JOB + f"keep_intermediate: {json.dumps(keep)}\n"

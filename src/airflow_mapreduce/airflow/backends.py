@@ -126,6 +126,7 @@ def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
         "get_logs": True,
         "do_xcom_push": False,  # manifests in storage are the results, not a sidecar's XCom
         "on_finish_action": spec.on_finish_action,
+        "on_kill_action": "delete_pod",  # timeout / mark failed / killed run: no pod remains
     }
 
 

@@ -37,4 +37,21 @@ def worker_storage_env(aws_conn_id: str) -> dict[str, str]:
         env["AWS_ENDPOINT_URL_S3"] = endpoint
     if region := hook.conn_config.region_name:
         env["AWS_DEFAULT_REGION"] = region
+    env.update(retry_env(hook.conn_config.extra_config.get("config_kwargs", {}).get("retries")))
+    return env
+
+
+def retry_env(retries: object) -> dict[str, str]:
+    """botocore's retry settings of the connection (extras ``config_kwargs.retries``, which
+    Airflow's S3 filesystem uses) as the environment variables every botocore reads."""
+    if not isinstance(retries, dict):
+        return {}
+    env = {}
+    if mode := retries.get("mode"):
+        env["AWS_RETRY_MODE"] = str(mode)
+    attempts = retries.get("total_max_attempts") or retries.get("max_attempts")
+    if attempts is not None:
+        # max_attempts counts retries only; the variable counts every attempt.
+        total = int(attempts) + (0 if "total_max_attempts" in retries else 1)
+        env["AWS_MAX_ATTEMPTS"] = str(total)
     return env

@@ -206,7 +206,8 @@ class LocalWorkerOperator(BaseOperator):
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.job_dir, env.get("PYTHONPATH")]))
         if "s3" in self._protocols():
             env.update(worker_storage_env(self.aws_conn_id))
-        result = SubprocessHook().run_command(
+        self._hook = SubprocessHook()
+        result = self._hook.run_command(
             [*worker_command(sys.executable), self.task_spec_uri], env=env, cwd=self.job_dir
         )
         if result.exit_code != 0:
@@ -214,6 +215,16 @@ class LocalWorkerOperator(BaseOperator):
                 f"worker exited with code {result.exit_code} on {self.task_spec_uri}: "
                 f"{result.output}"
             )
+
+    def on_kill(self) -> None:
+        """Timeout, "mark failed" or a killed run: stop the worker and its mapper/reducer.
+
+        The hook starts the worker in its own process group and signals the whole group.
+        An attempt stopped before its manifest is never read (plan/layout.py).
+        """
+        hook = getattr(self, "_hook", None)
+        if hook is not None and hook.sub_process is not None and hook.sub_process.poll() is None:
+            hook.send_sigterm()
 
     def _protocols(self) -> set[str]:
         uri = self.task_spec_uri

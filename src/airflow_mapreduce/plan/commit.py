@@ -126,11 +126,14 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
         return None
     manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
     layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
-    return manifest if layout.plan_uri == plan_uri else None
+    if layout.plan_uri != plan_uri:
+        return None
+    files.remove(output.default_work_root, recursive=True)  # finish the interrupted cleanup
+    return manifest
 
 
 def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
-    if plan.keep_intermediate is not True:  # False and "on_failure" both clean up on success
+    if not plan.keep_intermediate:
         remove_intermediate(files, plan)
 
 

@@ -117,7 +117,7 @@ class RunPlan(Model):
     input_uri: str
     output_uri: str
     work_uri: str
-    keep_intermediate: bool | Literal["on_failure"]
+    keep_intermediate: bool
     num_map_tasks: int
     num_splits: int
     input_bytes: int

@@ -263,12 +263,7 @@ class JobSpec(Model):
         default=None,
         description="Intermediate data root (default: <output>/_temporary), removed on commit.",
     )
-    keep_intermediate: bool | Literal["on_failure"] = Field(
-        default=False,
-        description="Keep the run's intermediate data: true always; on_failure only when the "
-        "run does not commit (for debugging); false never. `airflow-mapreduce janitor` "
-        "removes what old runs left behind.",
-    )
+    keep_intermediate: bool = False
 
     backend: Backend = "local"
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
