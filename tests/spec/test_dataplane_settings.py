@@ -39,7 +39,7 @@ def test_settings_reach_the_worker_runtime() -> None:
         ("streaming: {cmdenv: {'1BAD': x}}\n", "invalid environment variable name"),
         ("memory: {sort_buffer: 1KiB}\n", "at least 64KiB"),
         ("formats: {compression: lz4}\n", "gzip"),
-        ("bad_records: {max_ratio: 2}\n", "less than or equal to 1"),
+        ("bad_records: {max_ratio: 2}\n", "expected a number <= 1.0, found 2"),
         ("hooks: {setup: not-a-callable}\n", "package.module:function"),
     ],
 )
