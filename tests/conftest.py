@@ -33,6 +33,8 @@ os.environ.update(
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__CORE__UNIT_TEST_MODE="False",
     AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+    # Hypothesis caches examples (even with database=None); keep it out of the repository.
+    HYPOTHESIS_STORAGE_DIRECTORY=str(Path(_AIRFLOW_HOME) / ".hypothesis"),
     # Workers spawned by the local backend must find `python3` of this venv first.
     PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
 )

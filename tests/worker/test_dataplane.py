@@ -172,6 +172,10 @@ def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path,
     assert all(d["uri"] == f"file://{tmp_path}/in/in.txt" and "cannot parse" in d["error"]
                for d in dead)  # fmt: skip
     assert dead[0]["record"] == "BAD record \\xff5"
+    # The commit publishes them beside the output, where they outlive the work area.
+    published = tmp_path / "out" / "_bad_records" / "map-00000.jsonl"
+    assert manifest.bad_records == [f"file://{published}"]
+    assert published.read_bytes() == Path(map_manifest.bad_records_uri[7:]).read_bytes()
 
 
 def test_over_budget_fails_naming_the_first_bad_record(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]

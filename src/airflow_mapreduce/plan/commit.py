@@ -37,6 +37,9 @@ class OutputManifest(Model):
     records: int
     bytes: int
     counters: Counters = Field(default_factory=dict)
+    bad_records: list[str] = Field(
+        default_factory=list, description="Dead-letter objects of skipped bad records."
+    )
 
 
 def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
@@ -59,11 +62,14 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         _clean_up_after_success(files, plan)
         return committed
     manifests = read_task_manifests(files, plan, phase, num_tasks, CommitError)
+    map_manifests = (
+        manifests
+        if phase == "map"
+        else read_task_manifests(files, plan, "map", plan.num_map_tasks, CommitError)
+    )
     counters: Counters = {}
     if phase == "reduce":
-        for map_manifest in read_task_manifests(
-            files, plan, "map", plan.num_map_tasks, CommitError
-        ):
+        for map_manifest in map_manifests:
             add_counters(counters, map_manifest.counters)
 
     promotions: list[tuple[PartFile, PartFile]] = []  # (attempt's part, output part)
@@ -81,6 +87,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         files.copy(source.uri, dest.uri)
     parts = [dest for _, dest in promotions]
     _remove_stale_parts(files, output, {p.uri for p in parts})
+    bad_records = _publish_bad_records(files, layout, output, map_manifests)
 
     result = OutputManifest(
         dag_id=plan.dag_id,
@@ -91,11 +98,35 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         records=sum(p.records for p in parts),
         bytes=sum(p.bytes for p in parts),
         counters=counters,
+        bad_records=bad_records,
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
     _clean_up_after_success(files, plan)
     return result
+
+
+def _publish_bad_records(
+    files: FileSystems,
+    layout: RunLayout,
+    output: OutputLayout,
+    map_manifests: list[TaskManifest],
+) -> list[str]:
+    """Skipped records outlive the work area: <output>/_bad_records/map-NNNNN.jsonl."""
+    files.remove(output.bad_records_root, recursive=True)  # an earlier run's
+    published = []
+    for manifest in map_manifests:
+        if manifest.bad_records_uri is not None:
+            task_dir = layout.task_dir("map", manifest.task_index)
+            if not manifest.bad_records_uri.startswith(f"{task_dir}/attempt-"):
+                raise CommitError(
+                    f"map[{manifest.task_index}] names bad records at "
+                    f"{manifest.bad_records_uri}, outside its attempt folders under {task_dir}"
+                )
+            dest = output.bad_records_uri(manifest.task_index)
+            files.copy(manifest.bad_records_uri, dest)
+            published.append(dest)
+    return published
 
 
 def _committed_manifest(

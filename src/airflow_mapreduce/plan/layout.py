@@ -86,6 +86,13 @@ class OutputLayout:
         return join_uri(self.root, "_manifest.json")
 
     @property
+    def bad_records_root(self) -> str:
+        return join_uri(self.root, "_bad_records")
+
+    def bad_records_uri(self, map_task: int) -> str:
+        return join_uri(self.bad_records_root, f"map-{map_task:05d}.jsonl")
+
+    @property
     def success_uri(self) -> str:
         return join_uri(self.root, "_SUCCESS")
 
