@@ -191,17 +191,6 @@ def word_corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return write_corpus(tmp_path_factory.mktemp("corpus"), files=5, lines_per_file=14_000, seed=7)
 
 
-def read_word_counts(parts: dict[str, bytes]) -> collections.Counter[str]:
-    """Parse key<TAB>count output; a word appearing twice across parts is a failure."""
-    counts: collections.Counter[str] = collections.Counter()
-    for name, data in sorted(parts.items()):
-        for line in data.decode().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice (again in {name})"
-            counts[word] = int(count)
-    return counts
-
-
 @pytest.fixture
 def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Run a job's phases in this process, without Airflow: plan, maps, shuffle, reduces, commit.

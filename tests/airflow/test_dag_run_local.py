@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import collections
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def output_counts(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(folder.glob("part-*")):
-        for line in part.read_text().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice"
-            counts[word] = int(count)
-    return counts
 
 
 def mapped_task_count(dag_id: str, run_id: str, task_id: str) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,15 +21,6 @@ def day_counts(day: str) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     for path in sorted((DAGS / "data" / "daily" / day).iterdir()):
         counts.update(path.read_text().split())
-    return counts
-
-
-def output_counts(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(folder.glob("part-*")):
-        for line in part.read_text().splitlines():
-            word, count = line.split("\t")
-            counts[word] += int(count)
     return counts
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from tests.kubernetes.emulator import NAMESPACE, EmulatedCluster
 from tests.kubernetes.emulator import REPO_DAGS as DAGS
+from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,16 +71,6 @@ def reference_counts(folder: Path) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     for path in folder.iterdir():
         counts.update(path.read_text().split())
-    return counts
-
-
-def output_counts(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(folder.glob("part-*")):
-        for line in part.read_text().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice"
-            counts[word] = int(count)
     return counts
 
 

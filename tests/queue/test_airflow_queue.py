@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from tests.wordcount import output_counts
 
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.queue_backend import queue_url_from_connection
@@ -37,16 +38,6 @@ queue:
   secret: mapreduce-queue
   workers: 250
 """
-
-
-def output_counts(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(folder.glob("part-*")):
-        for line in part.read_text().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice"
-            counts[word] = int(count)
-    return counts
 
 
 def connection_json(url: str) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.wordcount import output_counts
 
 from airflow_mapreduce.errors import ShuffleError
 from airflow_mapreduce.plan.commit import commit_run
@@ -61,16 +62,6 @@ output: unused
 POLICY = QueuePolicy(
     max_attempts=3, backoff_seconds=0.2, max_backoff_seconds=1, visibility_timeout_seconds=2
 )
-
-
-def counts_of(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(folder.glob("part-*")):
-        for line in part.read_text().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice"
-            counts[word] = int(count)
-    return counts
 
 
 class QueuedRun:
@@ -131,7 +122,7 @@ class QueuedRun:
         for uri in shuffle_run(self.files, self.plan_uri, 3):
             run_task(uri, self.files)
         commit_run(self.files, self.plan_uri)
-        return counts_of(self.tmp / "out")
+        return output_counts(self.tmp / "out")
 
     def close(self) -> None:
         self.queue.purge()

@@ -6,6 +6,7 @@ import collections
 from pathlib import Path
 
 import pytest
+from tests.wordcount import output_counts
 
 from airflow_mapreduce.spec import parse_job_text
 
@@ -34,16 +35,6 @@ def parts_of(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}
 
 
-def counts_of(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for name, data in parts_of(folder).items():
-        for line in data.decode().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice (again in {name})"
-            counts[word] = int(count)
-    return counts
-
-
 @pytest.mark.parametrize(
     ("mapper", "reducer"),
     [("streaming", "dict"), ("streaming", "current_word"), ("callables", "callable"),
@@ -53,7 +44,7 @@ def test_word_count_matches_counter(run_job, word_corpus, tmp_path, mapper, redu
     steps = (STREAMING if mapper == "streaming" else CALLABLES) + REDUCERS[reducer]
     job = parse_job_text(job_text(steps))
     manifest = run_job(job, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
-    assert counts_of(tmp_path / "out") == word_corpus.counts
+    assert output_counts(tmp_path / "out") == word_corpus.counts
     assert sorted(parts_of(tmp_path / "out")) == ["part-00000", "part-00001", "part-00002"]
     assert manifest.records == len(word_corpus.counts)
     assert (tmp_path / "out" / "_SUCCESS").exists()
@@ -93,4 +84,4 @@ def test_fewer_reducers_than_before_leaves_no_stale_parts(run_job, tmp_path) -> 
     run_job(parse_job_text(job_text(steps, reducers=2)), f"file://{tmp_path}/in", out)
     assert sorted(parts_of(tmp_path / "out")) == ["part-00000", "part-00001"]
     expected = collections.Counter(["a", "b", "c", "d", "e", "f", "g", "h", "a", "b"])
-    assert counts_of(tmp_path / "out") == expected
+    assert output_counts(tmp_path / "out") == expected
