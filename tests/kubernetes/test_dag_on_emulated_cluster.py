@@ -203,3 +203,29 @@ def test_failed_pod_fails_its_task_and_the_retry_succeeds(airflow_db, k8s_cluste
     assert cluster.pods(NAMESPACE) == []  # the failed pod was deleted too
     # The failed pod's output reached the task log: the streaming error quotes the mapper.
     assert "flaky mapper: failing on purpose" in capsys.readouterr().out
+
+
+def test_a_timed_out_task_deletes_its_pods_and_commits_nothing(airflow_db, k8s_cluster, test_dags,
+                                                              tmp_path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Cancellation (task timeout): the hung map pods are deleted, no output is committed."""
+    cluster, kubelet = k8s_cluster
+    dag = kubernetes_dag(
+        test_dags, "wordcount_k8s_timeout",
+        mapper="python3, -c, 'import time; time.sleep(600)'",
+        storage="task_timeout_seconds: 3\n",
+    )  # fmt: skip
+    output = tmp_path / "out"
+
+    run = dag.test(run_conf={"input": f"file://{CORPUS}", "output": f"file://{output}"})
+
+    assert run.state == "failed"
+    states = task_states("wordcount_k8s_timeout", run.run_id)
+    assert {state for (task_id, _), (state, _) in states.items() if task_id == "map"} == {"failed"}
+    assert states[("commit", -1)][0] == "upstream_failed"
+    started = [p for p in cluster.created_pods
+               if p["metadata"]["labels"]["app.kubernetes.io/component"] == "map"]  # fmt: skip
+    assert started  # the pods did start before the timeout
+    assert cluster.pods(NAMESPACE) == []  # and every one of them was deleted,
+    assert None not in kubelet.exit_codes().values()  # which stopped its process
+    assert not (output / "_SUCCESS").exists()
+    assert not list(output.glob("part-*"))

@@ -30,6 +30,8 @@ def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir:
     }
     if job.max_parallel_tasks is not None:
         common["max_active_tis_per_dagrun"] = job.max_parallel_tasks
+    if job.task_timeout_seconds is not None:
+        common["execution_timeout"] = timedelta(seconds=job.task_timeout_seconds)
     if job.pool is not None:
         common["pool"] = job.pool
     common["priority_weight"] = job.priority_weight

@@ -276,6 +276,12 @@ class JobSpec(Model):
     )
     retries: int = Field(default=2, ge=0)
     retry_delay_seconds: int = Field(default=10, ge=0)
+    task_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="A map or reduce task (pod) running longer fails, its worker or pod is "
+        "stopped, and retries apply (Airflow's execution_timeout).",
+    )
 
     # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
     streaming: StreamingSettings = Field(default_factory=StreamingSettings)
