@@ -18,13 +18,13 @@ from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
 from airflow_mapreduce.plan.tasks import (
     Counters,
-    Model,
     PartFile,
     RunPlan,
     ShufflePlan,
     TaskManifest,
     add_counters,
 )
+from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.storage import FileSystems, MissingObjectError, join_uri
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.dataplane import DataPlane
 from airflow_mapreduce.spec.models import JobSpec, StepSpec
 
 Counters = dict[str, dict[str, int]]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class JobRuntime(Model):

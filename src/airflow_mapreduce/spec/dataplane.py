@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.quantities import ByteSize
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -20,10 +21,6 @@ _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MIN_SORT_BUFFER = 64 * 1024
 
 Compression = Literal["gzip", "bz2", "zstd"]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class StreamingSettings(Model):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.validators import FieldError, check_quantity, parse_quantity
 
 Quantity = Annotated[
@@ -17,11 +18,7 @@ Quantity = Annotated[
 ResourceName = Literal["cpu", "memory", "ephemeral-storage", "nvidia.com/gpu"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ResourcesSpec(_Model):
+class ResourcesSpec(Model):
     """requests and limits of one phase's worker container."""
 
     requests: dict[ResourceName, Quantity] = Field(default_factory=dict)
@@ -40,7 +37,7 @@ class ResourcesSpec(_Model):
         return self
 
 
-class TolerationSpec(_Model):
+class TolerationSpec(Model):
     key: str | None = None
     operator: Literal["Exists", "Equal"] = "Equal"
     value: str | None = None
@@ -54,7 +51,7 @@ class TolerationSpec(_Model):
         return self
 
 
-class SecurityContextSpec(_Model):
+class SecurityContextSpec(Model):
     """Defaults lock pods down (non-root, read-only root, no privilege escalation)."""
 
     run_as_user: int = Field(default=1000, ge=0)

@@ -8,8 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
@@ -17,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.dataplane import (
     BadRecordSettings,
     FormatSettings,
@@ -58,10 +57,6 @@ _LABEL_KEY = re.compile(
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 Uri = Annotated[str, AfterValidator(check_uri), Field(json_schema_extra={"pattern": URI_PATTERN})]
 Schedule = Annotated[str, AfterValidator(check_schedule)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class StepSpec(Model):

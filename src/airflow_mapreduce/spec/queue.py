@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from airflow_mapreduce.spec.base import Model
 
 
-class QueueSpec(BaseModel):
+class QueueSpec(Model):
     """Map tasks are pulled from a real queue by `workers` workers instead of being mapped
     Airflow tasks. The queue's URL and credentials never appear here: the Airflow side reads
     them from the connection `conn_id`, pods from the Kubernetes Secret `secret`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     conn_id: str = Field(
         default="mapreduce_queue",
