@@ -204,7 +204,7 @@ class LocalWorkerOperator(BaseOperator):
         if self.job_dir:
             # Python callables import from the job's folder, as from an image's workdir.
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.job_dir, env.get("PYTHONPATH")]))
-        if "s3" in self._protocols():
+        if "s3" in self._protocols(spec):
             env.update(worker_storage_env(self.aws_conn_id))
         self._hook = SubprocessHook()
         result = self._hook.run_command(
@@ -226,11 +226,9 @@ class LocalWorkerOperator(BaseOperator):
         if hook is not None and hook.sub_process is not None and hook.sub_process.poll() is None:
             hook.send_sigterm()
 
-    def _protocols(self) -> set[str]:
-        uri = self.task_spec_uri
-        files = airflow_filesystems(self.aws_conn_id, [uri])
-        spec = _TASK_SPEC.validate_json(files.read_bytes(uri))
-        uris = [uri]
+    def _protocols(self, spec: TaskSpec) -> set[str]:
+        """Storage the worker will touch: it gets the connection's credentials only if S3."""
+        uris = [self.task_spec_uri]
         if isinstance(spec, MapTaskSpec):
             uris += [s.uri for s in spec.splits] + [spec.output_uri or spec.task_dir]
         else:
