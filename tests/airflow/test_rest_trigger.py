@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,14 +30,6 @@ DAG_ID = "wordcount"
 class Airflow:
     url: str
     client: httpx.Client
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(what: str, check, timeout: float, proc: subprocess.Popen[bytes], log: Path):  # type: ignore[no-untyped-def]
@@ -58,7 +51,7 @@ def _wait(what: str, check, timeout: float, proc: subprocess.Popen[bytes], log: 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     home = tmp_path_factory.mktemp("airflow-standalone")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

@@ -8,27 +8,12 @@ import sys
 import uuid
 from pathlib import Path
 
+from tests.no_airflow import BLOCK_AIRFLOW
+
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueuePolicy, open_queue
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
-
-BLOCK_AIRFLOW = """
-import importlib.abc, runpy, sys
-
-class NoAirflow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "airflow" or name.startswith("airflow."):
-            raise ImportError(f"{name} must not be imported by the worker")
-        return None
-
-sys.meta_path.insert(0, NoAirflow())
-sys.argv = ["worker", *sys.argv[1:]]
-try:
-    runpy.run_module("airflow_mapreduce.worker", run_name="__main__")
-finally:
-    assert not any(m == "airflow" or m.startswith("airflow.") for m in sys.modules)
-"""
 
 
 def run_worker(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -7,25 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.no_airflow import BLOCK_AIRFLOW
+
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
-
-# Runs the worker with every `airflow` import failing, as in an image without Airflow.
-BLOCK_AIRFLOW = """
-import importlib.abc, runpy, sys
-
-class NoAirflow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "airflow" or name.startswith("airflow."):
-            raise ImportError(f"{name} must not be imported by the worker")
-        return None
-
-sys.meta_path.insert(0, NoAirflow())
-sys.argv = ["worker", *sys.argv[1:]]
-runpy.run_module("airflow_mapreduce.worker", run_name="__main__")
-assert not any(m == "airflow" or m.startswith("airflow.") for m in sys.modules)
-"""
 
 
 def test_worker_runs_map_tasks_with_airflow_unimportable(tmp_path: Path) -> None:
