@@ -13,7 +13,7 @@ import os
 import posixpath
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -83,13 +83,20 @@ class FileSystems:
     IRSA, workload identity), never from task specs.
     """
 
-    def __init__(self, overrides: Mapping[str, AbstractFileSystem] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, AbstractFileSystem] | None = None,
+        factories: Mapping[str, Callable[[], AbstractFileSystem]] | None = None,
+    ) -> None:
         self._by_protocol: dict[str, AbstractFileSystem] = dict(overrides or {})
+        # Built on first use only: a run that never touches s3:// never resolves credentials.
+        self._factories = dict(factories or {})
 
     def fs(self, uri: str) -> AbstractFileSystem:
         protocol = check_scheme(uri)
         if protocol not in self._by_protocol:
-            self._by_protocol[protocol] = fsspec.filesystem(protocol)
+            factory = self._factories.get(protocol, lambda: fsspec.filesystem(protocol))
+            self._by_protocol[protocol] = factory()
         return self._by_protocol[protocol]
 
     # Reading -------------------------------------------------------------------------

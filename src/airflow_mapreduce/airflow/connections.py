@@ -4,21 +4,28 @@ XCom or logs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from fsspec import AbstractFileSystem
 
-from airflow_mapreduce.storage import FileSystems, protocol_of
+from airflow_mapreduce.storage import FileSystems
 
 S3_PROTOCOLS = ("s3", "s3a")
 
 
-def airflow_filesystems(aws_conn_id: str, uris: Iterable[str]) -> FileSystems:
-    """FileSystems whose s3:// access uses the Airflow connection (endpoint, keys, region)."""
-    if not any(protocol_of(u) in S3_PROTOCOLS for u in uris):
-        return FileSystems()
-    from airflow.providers.amazon.aws.fs.s3 import get_fs
+def airflow_filesystems(aws_conn_id: str) -> FileSystems:
+    """FileSystems whose s3:// access uses the Airflow connection (endpoint, keys, region).
 
-    s3 = get_fs(aws_conn_id)
-    return FileSystems({p: s3 for p in S3_PROTOCOLS})
+    The S3 filesystem is built on first s3:// use, and shared by s3:// and s3a://.
+    """
+    built: list[AbstractFileSystem] = []
+
+    def s3() -> AbstractFileSystem:
+        if not built:
+            from airflow.providers.amazon.aws.fs.s3 import get_fs
+
+            built.append(get_fs(aws_conn_id))
+        return built[0]
+
+    return FileSystems(factories={p: s3 for p in S3_PROTOCOLS})
 
 
 def worker_storage_env(aws_conn_id: str) -> dict[str, str]:

@@ -86,9 +86,7 @@ class MapReducePlanOperator(BaseOperator):
             num_reducers=_as_int(self.num_reducers, "reducers"),
             max_map_tasks=self._max_map_tasks(),
         )
-        files = airflow_filesystems(
-            self.job.storage.aws_conn_id, [input_uri, output_uri, work_uri or output_uri]
-        )
+        files = airflow_filesystems(self.job.storage.aws_conn_id)
         plan_uri, spec_uris = plan_run(files, self.job, target)
         plan = read_plan(files, plan_uri)
         self.log.info(
@@ -128,9 +126,7 @@ class _PlanFollowerOperator(BaseOperator):
 
     @cached_property
     def files(self) -> FileSystems:
-        files = airflow_filesystems(self.aws_conn_id, [self.plan_uri])
-        plan = read_plan(files, self.plan_uri)
-        return airflow_filesystems(self.aws_conn_id, [self.plan_uri, plan.output_uri])
+        return airflow_filesystems(self.aws_conn_id)
 
 
 class MapReduceShuffleOperator(_PlanFollowerOperator):
@@ -196,7 +192,7 @@ class LocalWorkerOperator(BaseOperator):
 
         from airflow_mapreduce.airflow.labels import LABEL_CONTEXT_KEY, task_label
 
-        files = airflow_filesystems(self.aws_conn_id, [self.task_spec_uri])
+        files = airflow_filesystems(self.aws_conn_id)
         spec = _TASK_SPEC.validate_json(files.read_bytes(self.task_spec_uri))
         cast(dict[str, Any], context)[LABEL_CONTEXT_KEY] = task_label(spec)  # map_index_template
 

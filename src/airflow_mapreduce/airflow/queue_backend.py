@@ -157,7 +157,7 @@ def _uses_s3(aws_conn_id: str, spec_uri: str) -> bool:
     from airflow_mapreduce.plan.tasks import MapTaskSpec
     from airflow_mapreduce.storage import protocol_of
 
-    files = airflow_filesystems(aws_conn_id, [spec_uri])
+    files = airflow_filesystems(aws_conn_id)
     spec = MapTaskSpec.model_validate_json(files.read_bytes(spec_uri))
     uris = [spec_uri, spec.task_dir, *(s.uri for s in spec.splits)]
     return any(protocol_of(u) in S3_PROTOCOLS for u in uris)
