@@ -12,6 +12,7 @@ import json
 import os
 import posixpath
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import IO, Any, cast
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_mapreduce.errors import MapReduceError
 
@@ -169,16 +171,24 @@ class FileSystems:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(tmp)
             return
-        # Object stores publish an object when its (multipart) upload completes. fsspec
-        # would also complete it on an exception, so buffer errors by discarding the file.
-        f = fs.open(uri, "wb")
+        if isinstance(fs, MemoryFileSystem):
+            # memory:// publishes a file when it is opened: write it whole at the end.
+            with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+                yield cast(IO[bytes], spool)
+                spool.seek(0)
+                fs.pipe_file(uri, spool.read())
+            return
+        # Object stores publish an object when its upload is committed. Without autocommit
+        # a failed or killed writer leaves nothing visible, not even on garbage collection.
+        f = fs.open(uri, "wb", autocommit=False)
         try:
             yield cast(IO[bytes], f)
         except BaseException:
             with contextlib.suppress(Exception):
-                f.discard()  # fsspec AbstractBufferedFile: abort the upload
+                f.discard()  # abort the multipart upload
             raise
         f.close()
+        f.commit()
 
     def copy(self, source: str, dest: str) -> None:
         """Copy one object; `dest` is either absent/unchanged or complete (server-side on S3)."""
