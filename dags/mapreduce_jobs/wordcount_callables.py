@@ -16,11 +16,11 @@ def mapper(_key: None, line: str) -> Iterator[tuple[str, int]]:
 
 
 def combiner(word: str, counts: Iterable[int | str]) -> Iterator[tuple[str, int]]:
-    yield word, sum(int(c) for c in counts)
+    yield word, sum(map(int, counts))
 
 
 def reducer(word: str, counts: Iterable[int | str]) -> Iterator[tuple[str, int]]:
-    yield word, sum(int(c) for c in counts)
+    yield word, sum(map(int, counts))
 
 
 @batch_mapper

@@ -34,9 +34,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 # A mapper that fails on purpose: the first attempt of a task holding a FLAKY line fails
-# (a marker file remembers it), a task holding a POISON line fails every time.
+# (a marker file remembers it), a task holding a POISON line fails every time. It sleeps a
+# little per line so that a task (~1000 lines) stays in flight for the chaos points.
 CHAOS_MAPPER = """
-import hashlib, os, pathlib
+import hashlib, os, pathlib, time
 
 def mapper(_key, line):
     if "POISON" in line:
@@ -46,6 +47,7 @@ def mapper(_key, line):
         if not marker.exists():
             marker.touch()
             raise RuntimeError("transient failure, first attempt")
+    time.sleep(0.0002)
     for word in line.split():
         yield word, 1
 """

@@ -265,7 +265,7 @@ def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind) -> N
             mapper: {{command: [python3, mapreduce_jobs/wordcount/mapper.py]}}
             combiner: {combiner}
             reducer: {{command: [python3, mapreduce_jobs/wordcount/reducer_current_word.py]}}
-            memory: {{sort_buffer: 4MiB}}
+            memory: {{sort_buffer: 512KiB}}
         """).replace("split_size: 64KiB", "split_size: 2MiB")
     )
     manifest = run_job(spec, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")

@@ -8,6 +8,7 @@ fixed allowance, far below what holding the partition in memory would take.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -48,20 +49,39 @@ print(json.dumps({
 """
 
 
-def run_child(tmp_path: Path, name: str, data: bytes, sort_buffer: int) -> dict[str, int]:
+# Identity steps as Python callables: the buffer then holds Python objects, not lines.
+IDENTITY = """
+def mapper(_key, line):
+    key, _, value = line.partition("\\t")
+    yield key, value
+
+def reducer(key, values):
+    for value in values:
+        yield key, value
+"""
+STEPS = {
+    "command": "mapper: {command: [cat]}\nreducer: {command: [cat]}\n",
+    "callable": "mapper: {callable: identity:mapper}\nreducer: {callable: identity:reducer}\n",
+}
+
+
+def run_child(
+    tmp_path: Path, name: str, data: bytes, sort_buffer: int, kind: str
+) -> dict[str, int]:
     folder = tmp_path / name
     folder.mkdir()
     (folder / "in.txt").write_bytes(data)
+    (tmp_path / "identity.py").write_text(IDENTITY)
     job_text = (
         "dag_id: mem\ninput: {uri: unused, split_size: 1GiB}\noutput: unused\n"
-        "mapper: {command: [cat]}\nreducer: {command: [cat]}\nreducers: 1\n"
-        f"memory: {{sort_buffer: {sort_buffer}}}\n"
+        f"{STEPS[kind]}reducers: 1\nmemory: {{sort_buffer: {sort_buffer}}}\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", CHILD, job_text, f"file://{folder}/in.txt", f"file://{folder}/out"],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )
     result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
     out = folder / "out" / "part-00000"
@@ -73,13 +93,16 @@ def run_child(tmp_path: Path, name: str, data: bytes, sort_buffer: int) -> dict[
 
 
 @pytest.mark.slow
-def test_a_partition_many_times_the_sort_buffer_stays_within_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["command", "callable"])
+def test_a_partition_many_times_the_sort_buffer_stays_within_budget(
+    tmp_path: Path, kind: str
+) -> None:
     rng = random.Random(11)
     lines = [b"k%09d\tv%d" % (rng.randrange(10**9), i) for i in range(1_500_000)]
     data = b"\n".join(lines) + b"\n"
     assert len(data) >= 5 * BUDGET
-    small = run_child(tmp_path, "small", b"\n".join(lines[:1000]) + b"\n", BUDGET)
-    big = run_child(tmp_path, "big", data, BUDGET)
+    small = run_child(tmp_path, "small", b"\n".join(lines[:1000]) + b"\n", BUDGET, kind)
+    big = run_child(tmp_path, "big", data, BUDGET, kind)
     assert big["spills"] >= 5
     grown = (big["peak_kib"] - small["peak_kib"]) * 1024
     print(f"peak RSS: small {small}, big {big}")

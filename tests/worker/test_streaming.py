@@ -64,3 +64,20 @@ def test_large_input_and_output_do_not_deadlock() -> None:
     data = b"".join(b"key%d\tvalue\n" % i for i in range(300_000))
     out = run("import sys\nsys.stdout.write(sys.stdin.read())", data)
     assert len(out) == 300_000 and out[-1] == b"key299999\tvalue"
+
+
+def test_commands_write_their_stdout_in_blocks_unless_the_job_asks_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An inherited PYTHONUNBUFFERED=1 (common in images) would make every print() a
+    system call on the pipe; cmdenv may still set it on purpose."""
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    script = (
+        "import os, sys\n"
+        "print(os.environ.get('PYTHONUNBUFFERED', 'unset'), sys.stdout.write_through)"
+    )
+    assert run(script, b"") == [b"unset False"]
+    asked = run_command(
+        [PY, "-c", script], [b""], what="mapper", counters={}, env={"PYTHONUNBUFFERED": "x"}
+    )
+    assert list(asked) == [b"x True"]

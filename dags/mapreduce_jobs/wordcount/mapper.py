@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
-"""The classic Hadoop Streaming word-count mapper: one "word<TAB>1" line per word."""
+"""The classic Hadoop Streaming word-count mapper: one "word<TAB>1" line per word.
+
+Undecodable bytes pass through (surrogateescape), and each input line's output is
+written with one call rather than one print() per word.
+"""
 
 import sys
 
+sys.stdin.reconfigure(errors="surrogateescape")
+sys.stdout.reconfigure(errors="surrogateescape")
+write = sys.stdout.write
 for line in sys.stdin:
-    for word in line.split():
-        print(f"{word}\t1")
+    words = line.split()
+    if words:
+        write("\t1\n".join(words) + "\t1\n")

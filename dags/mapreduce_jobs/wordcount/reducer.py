@@ -3,9 +3,10 @@
 
 import sys
 
-counts = {}
+sys.stdin.reconfigure(errors="surrogateescape")
+sys.stdout.reconfigure(errors="surrogateescape")
+counts: dict[str, int] = {}
 for line in sys.stdin:
     word, _, count = line.rstrip("\n").partition("\t")
     counts[word] = counts.get(word, 0) + int(count)
-for word, count in counts.items():
-    print(f"{word}\t{count}")
+sys.stdout.writelines(f"{word}\t{count}\n" for word, count in counts.items())

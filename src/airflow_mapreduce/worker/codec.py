@@ -7,7 +7,7 @@ import json.encoder
 from typing import Any, Literal
 
 # The C string encoder json.dumps(ensure_ascii=False) uses for str.
-_encode_basestring = json.encoder.encode_basestring
+encode_basestring = json.encoder.encode_basestring
 
 
 def split_record(line: bytes) -> tuple[bytes, bytes]:
@@ -45,7 +45,7 @@ def encode_json(obj: Any) -> bytes:
     """Compact JSON; str and int (the common keys and values) skip json.dumps's set-up."""
     kind = type(obj)
     if kind is str:
-        return _encode_basestring(obj).encode("utf-8", "surrogateescape")
+        return encode_basestring(obj).encode("utf-8", "surrogateescape")
     if kind is int:
         return str(obj).encode()
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(

@@ -9,7 +9,6 @@ rest is the value (Hadoop Streaming's rule). Partitioning may use only the first
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
 
 from airflow_mapreduce.plan.tasks import JobRuntime
 
@@ -23,21 +22,21 @@ class RecordFormat:
         key_fields: int = 1,
         partition_fields: int | None = None,
         num_partitions: int = 1,
+        lines_sort_as_keys: bool = False,
     ) -> None:
         self.separator = separator
+        # True when sorting whole lines orders them by key: then merges compare lines (in
+        # C) instead of calling key_of on each. So for JSON keys: TAB sorts below every
+        # byte of their text. Raw bytes may hold anything, so streaming lines may not.
+        self.lines_sort_as_keys = lines_sort_as_keys
         self.key_fields = key_fields
         self.partition_fields = partition_fields if partition_fields != key_fields else None
         self.num_partitions = max(num_partitions, 1)
-        # Line order equals key order when no byte in a key sorts below the separator
-        # (the value then only breaks ties). Checked per block, in C, by deleting the rest.
-        self._above_separator = (
-            bytes(range(separator[0], 256)) + b"\n" if len(separator) == 1 else None
-        )
 
     @classmethod
     def of(cls, job: JobRuntime) -> RecordFormat:
         if job.codec == "json":  # keys are JSON text: no TAB inside, one field
-            return cls(num_partitions=job.num_partitions)
+            return cls(num_partitions=job.num_partitions, lines_sort_as_keys=True)
         streaming = job.dataplane.streaming
         return cls(
             streaming.separator.encode(),
@@ -60,31 +59,12 @@ class RecordFormat:
     def join(self, key: bytes, value: bytes) -> bytes:
         return key + self.separator + value
 
-    def partition_of(self, line: bytes) -> int:
-        fields = self.partition_fields
-        key = self.key_of(line) if fields is None else self._fields(line, fields)[0]
+    def partition_of_key(self, key: bytes) -> int:
+        """The partition of a record with this key (only its first partition_fields count)."""
+        if self.partition_fields is not None:
+            key = self._fields(key, self.partition_fields)[0]
         # Stable across processes and machines (never Python's salted hash()).
         return zlib.crc32(key) % self.num_partitions
-
-    def partition_lines(self, lines: Iterable[bytes], buckets: list[list[bytes]]) -> int:
-        """Append each line to its partition's bucket; return the bytes added."""
-        added = 0
-        crc32 = zlib.crc32
-        n = self.num_partitions
-        if self.key_fields == 1 and self.partition_fields is None:
-            sep = self.separator
-            for line in lines:
-                buckets[crc32(line.partition(sep)[0]) % n].append(line)
-                added += len(line)
-        else:
-            partition_of = self.partition_of
-            for line in lines:
-                buckets[partition_of(line)].append(line)
-                added += len(line)
-        return added
-
-    def line_order_is_key_order(self, data: bytes) -> bool:
-        return self._above_separator is not None and not data.translate(None, self._above_separator)
 
     def _fields(self, line: bytes, count: int) -> tuple[bytes, bytes]:
         parts = line.split(self.separator, count)

@@ -15,9 +15,11 @@ from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import open_part, part_uri
+from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import iter_split_blocks
-from airflow_mapreduce.worker.spill import SortBuffer, write_lines
+from airflow_mapreduce.worker.spill import write_lines
 from airflow_mapreduce.worker.steps import Step
 
 COUNTERS = "airflow-mapreduce"
@@ -90,21 +92,7 @@ def _run(files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters
             PartFile(partition=spec.task_index, uri=uri, records=writer.records, bytes=stored)
         )
     else:
-        combiner = (
-            Step(spec.job.combiner, "combiner", codec, fmt, counters, env)
-            if spec.job.combiner
-            else None
-        )
-        combine = None
-        if combiner is not None:
-
-            def combine(lines: list[bytes]) -> list[bytes]:
-                _count(counters, "combine_input_records", len(lines))
-                out = combiner.combine(lines)
-                _count(counters, "combine_output_records", len(out))
-                return out
-
-        buffer = SortBuffer(fmt, dataplane.memory.sort_buffer, combine)
+        buffer = _sort_buffer(spec, fmt, codec, counters, env)
         try:
             for split in spec.splits:
                 blocks = source.blocks(files, split)
@@ -119,6 +107,9 @@ def _run(files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters
                     PartFile(partition=partition, uri=uri, records=counted.count, bytes=written)
                 )
             _count(counters, "spills", buffer.spills)
+            if spec.job.combiner is not None:
+                _count(counters, "combine_input_records", buffer.combine_input)
+                _count(counters, "combine_output_records", buffer.combine_output)
         finally:
             buffer.close()
 
@@ -145,6 +136,20 @@ def _run(files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters
     # The manifest is written last: it is what makes this attempt's files the task's output.
     files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
     return manifest
+
+
+def _sort_buffer(
+    spec: MapTaskSpec, fmt: RecordFormat, codec: Codec, counters: Counters, env: dict[str, str]
+) -> LineBuffer | PairBuffer:
+    """Python objects for an all-Python job; record lines when a command takes part."""
+    budget = spec.job.dataplane.memory.sort_buffer
+    if spec.job.combiner is None:
+        return PairBuffer(fmt, budget) if codec.kind == "json" else LineBuffer(fmt, budget)
+    combiner = Step(spec.job.combiner, "combiner", codec, fmt, counters, env)
+    if codec.kind == "json":  # every step is a callable
+        name = f"combiner {spec.job.combiner.callable}"
+        return PairBuffer(fmt, budget, combiner.function, name)
+    return LineBuffer(fmt, budget, combiner.combine)
 
 
 class _InputCounter:

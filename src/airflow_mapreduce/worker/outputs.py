@@ -6,7 +6,7 @@ import bz2
 import contextlib
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from airflow_mapreduce.spec.dataplane import FormatSettings
@@ -44,6 +44,32 @@ class PartWriter:
             self._add(_json_line(key, value))
         else:
             self._add(_text(key) + b"\t" + _text(value))
+
+    def write_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """write_pair for many pairs, with the common str/int cases inline."""
+        if self._json:
+            for key, value in pairs:
+                self._add(_json_line(key, value))
+            return
+        text, batch, size, records = _text, self._batch, self._size, 0
+        try:
+            for key, value in pairs:
+                raw_key = key.encode("utf-8", "surrogateescape") if type(key) is str else text(key)
+                line = (
+                    b"%s\t%d" % (raw_key, value)
+                    if type(value) is int
+                    else (raw_key + b"\t" + text(value))
+                )
+                batch.append(line)
+                records += 1
+                size += len(line) + 1
+                if size >= BATCH:
+                    self._size = size
+                    self.flush()
+                    size = 0
+        finally:
+            self._size = size
+            self.records += records
 
     def _add(self, line: bytes) -> None:
         self._batch.append(line)

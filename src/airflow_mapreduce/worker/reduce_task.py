@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import posixpath
-from collections.abc import Iterator
 
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
@@ -15,7 +14,7 @@ from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
 from airflow_mapreduce.worker.outputs import open_part, part_uri
-from airflow_mapreduce.worker.records import iter_run_lines, merge_read_block
+from airflow_mapreduce.worker.records import Tally, iter_run_lines, merge_read_block
 from airflow_mapreduce.worker.steps import Step
 
 
@@ -58,13 +57,14 @@ def _run(
         # Runs are sorted by key; merging by key (not line) is right for any separator.
         uris = spec.inputs[partition]
         block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
-        runs = (iter_run_lines(files, u, block) for u in uris)
-        seen = _Counted(heapq.merge(*runs, key=fmt.key_of))
+        seen = Tally()
+        runs = [iter_run_lines(files, u, block, seen) for u in uris]
+        merged = heapq.merge(*runs, key=None if fmt.lines_sort_as_keys else fmt.key_of)
         # Into this attempt's folder; the commit step promotes it to the output.
         final = part_uri(spec.outputs[partition], formats)
         uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), posixpath.basename(final))
         with open_part(files, uri, formats, fmt.separator) as writer:
-            reducer.reduce_into(seen, writer)
+            reducer.reduce_into(merged, writer)
         stored = writer.bytes if formats.compression is None else files.size(uri)
         input_records += seen.count
         parts.append(PartFile(partition=partition, uri=uri, records=writer.records, bytes=stored))
@@ -85,16 +85,3 @@ def _run(
     )
     files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
     return manifest
-
-
-class _Counted:
-    """Counts records as they stream past, without holding them."""
-
-    def __init__(self, records: Iterator[bytes]) -> None:
-        self._records = records
-        self.count = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for record in self._records:
-            self.count += 1
-            yield record

@@ -8,10 +8,11 @@ as text or JSON.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_mapreduce.errors import RecordError
@@ -22,9 +23,10 @@ from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import load_callable
 from airflow_mapreduce.worker.codec import Codec, decode_json, encode_json
 from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
+from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import as_streaming_input, split_lines
-from airflow_mapreduce.worker.spill import SortBuffer
 from airflow_mapreduce.worker.streaming import run_command, run_command_batches
 
 FEED_CHUNK = 1 << 16
@@ -57,7 +59,7 @@ class Step:
         env: Mapping[str, str],
         dead: DeadLetters,
         jsonlines: bool,
-        sink: SortBuffer | PartWriter,
+        sink: LineBuffer | PairBuffer | PartWriter,
     ) -> None:
         """Run the mapper on a split's (offset, lines) blocks; records go to the sort buffer
         or (map-only) straight to the output."""
@@ -69,25 +71,22 @@ class Step:
                 for start, block in blocks
             )
             for lines in self._command_batches(chunks, split, env):
-                if isinstance(sink, SortBuffer):
-                    sink.add_lines(lines)
-                else:
+                if isinstance(sink, PartWriter):
                     for line in lines:
                         sink.write_line(line)
+                elif isinstance(sink, LineBuffer):
+                    sink.add_lines(lines)
+                else:
+                    raise TypeError("a streaming mapper's output goes to a LineBuffer")
             return
         pairs = self._map_pairs(blocks, split, dead, jsonlines)
         if isinstance(sink, PartWriter):
             for key, value in pairs:
                 sink.write_pair(key, value)
-            return
-        encode = self.codec.encode
-        if self.codec.kind == "json":  # one key field: hash the encoded key directly
-            crc32, n, add, encode = zlib.crc32, self.fmt.num_partitions, sink.add, encode_json
-            for key, value in pairs:
-                raw_key = encode(key)
-                add(crc32(raw_key) % n, raw_key + b"\t" + encode(value))
-        else:
-            join, lines = self.fmt.join, []
+        elif isinstance(sink, PairBuffer):  # all-Python job: pairs stay objects until spilled
+            sink.add_pairs(pairs)
+        else:  # a command takes part downstream: records become text lines now
+            encode, join, lines = self.codec.encode, self.fmt.join, []
             for key, value in pairs:
                 lines.append(join(encode(key), encode(value)))
                 if len(lines) >= BATCH_RECORDS:
@@ -199,23 +198,68 @@ class Step:
                 for line in batch:
                     writer.write_line(line)
             return
-        for key, value in self._reduce_pairs(lines):
-            writer.write_pair(key, value)
+        function = self.function
+        assert function is not None
+        groups = _Current(self._groups(lines))
+        try:  # one chain of C iterators; the Python work left is the reducer's own
+            writer.write_pairs(itertools.chain.from_iterable(itertools.starmap(function, groups)))
+        except Exception as exc:
+            raise RecordError(
+                f"{self.role} {self.spec.callable} raised {exc!r} on key {groups.key!r}"
+            ) from exc
 
     def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
         function = self.function
         assert function is not None
-        decode = decode_json if self.codec.kind == "json" else self.codec.decode
-        skip = len(self.fmt.separator)
-        for raw_key, group in itertools.groupby(lines, key=self.fmt.key_of):
-            key = decode(raw_key)
-            start = len(raw_key) + skip  # the value follows the key and its separator
+        for key, values in self._groups(lines):
             try:
-                yield from function(key, (decode(line[start:]) for line in group))
+                yield from function(key, values)
             except Exception as exc:
                 raise RecordError(
                     f"{self.role} {self.spec.callable} raised {exc!r} on key {key!r}"
                 ) from exc
+
+    def _groups(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Iterator[Any]]]:
+        """(decoded key, iterator of its decoded values) for key-sorted record lines.
+
+        Values stream: a key with more values than memory holds is fine. The per-record
+        work is chained C iterators (partition, groupby, itemgetter, map) so the only
+        Python call per record is the value decoder, and not even that for raw text.
+        """
+        if self.codec.kind == "json":
+            decode: Callable[[bytes], Any] = decode_json
+            decode_all: Callable[[Iterator[bytes]], Iterator[Any]] = functools.partial(
+                map, decode_json
+            )
+        else:
+            decode = self.codec.decode
+            decode_all = functools.partial(map, _DECODE_TEXT)
+        if self.fmt.key_fields == 1:
+            fields: Iterator[Any] = map(
+                operator.methodcaller("partition", self.fmt.separator), lines
+            )
+            value_of = operator.itemgetter(2)
+        else:
+            fields = map(self.fmt.split, lines)
+            value_of = operator.itemgetter(1)
+        for raw_key, group in itertools.groupby(fields, operator.itemgetter(0)):
+            yield decode(raw_key), decode_all(map(value_of, group))
+
+
+_DECODE_TEXT = operator.methodcaller("decode", "utf-8", "surrogateescape")
+
+
+class _Current:
+    """Passes (key, values) groups through, remembering the key for error messages."""
+
+    def __init__(self, groups: Iterator[tuple[Any, Iterator[Any]]]) -> None:
+        self._groups = groups
+        self.key: Any = None
+
+    def __iter__(self) -> Iterator[tuple[Any, Iterator[Any]]]:
+        for group in self._groups:
+            self.key = group[0]
+            yield group
 
 
 def _text_lines(block: bytes) -> list[str]:

@@ -51,7 +51,7 @@ def run_command_batches(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
+            env=command_env(env),
         )
     except OSError as exc:
         raise TaskFailedError(
@@ -95,6 +95,19 @@ def run_command_batches(
             f"{what}: command {argv} exited (code 0) before reading all of its input; records "
             "would be lost. A streaming command must read stdin to the end."
         )
+
+
+def command_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The worker's environment plus `extra`, without PYTHONUNBUFFERED (unless `extra` sets it).
+
+    Container images and CI often set PYTHONUNBUFFERED=1 for prompt logs; inherited by a
+    Python streaming command it turns every print() into a system call on the pipe (5x
+    slower word count here). stderr stays line-buffered anyway (Python >= 3.9), so
+    counters and status lines still arrive at once.
+    """
+    merged = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    merged.update(extra or {})
+    return merged
 
 
 class _Feeder(threading.Thread):

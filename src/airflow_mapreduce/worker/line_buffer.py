@@ -1,0 +1,111 @@
+"""The sort buffer for streaming commands' output: record lines grouped by key bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.spill import MapOutputBuffer
+
+# Estimated bytes a held value costs: its list slot, and (unless it is one of the
+# single-byte objects Python shares, like the 1 of a word count) its bytes object.
+SLOT = 9
+BYTES_HEADER = 40
+# ... and a new key: its bytes object, dict entry and a fresh list.
+KEY_OVERHEAD = 176
+
+Combine = Callable[[list[bytes]], list[bytes]]
+
+
+class LineBuffer(MapOutputBuffer):
+    """Lines are split once into key and value; only the values are held, per key.
+
+    With one key field a value is the text after the separator (None for a line without
+    one: it is rebuilt as it was); with more, it is the rest of the line after the key,
+    separator included. Lines are rebuilt exactly when they are spilled.
+    """
+
+    def __init__(
+        self,
+        fmt: RecordFormat,
+        budget: int,
+        combine: Combine | None = None,
+        spill_dir: str | None = None,
+    ) -> None:
+        super().__init__(fmt, budget, spill_dir)
+        self.combine = combine
+        self._groups: dict[bytes, list[bytes | None]] = {}
+
+    def add_lines(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        groups = self._groups
+        get = groups.get
+        new_keys = 0
+        if self.fmt.key_fields == 1:
+            sep = self.fmt.separator
+            for line in lines:
+                key, found, value = line.partition(sep)
+                held = get(key)
+                if held is None:
+                    groups[key] = [value if found else None]
+                    new_keys += len(key) + KEY_OVERHEAD
+                else:
+                    held.append(value if found else None)
+        else:
+            key_of = self.fmt.key_of
+            for line in lines:
+                key = key_of(line)
+                held = get(key)
+                if held is None:
+                    groups[key] = [line[len(key) :]]
+                    new_keys += len(key) + KEY_OVERHEAD
+                else:
+                    held.append(line[len(key) :])
+        self.records += len(lines)
+        self.used += new_keys + SLOT * len(lines) + self._value_bytes(lines)
+        if self.used > self.budget:
+            self.spill()
+
+    def _value_bytes(self, lines: list[bytes]) -> int:
+        """Bytes the batch's value objects hold. Shared one-byte values cost nothing; that
+        they are all such is judged from the first, middle and last line (a mapper's
+        lines are alike); otherwise every line is charged whole, an upper bound."""
+        fields = self.fmt.key_fields
+        sep = self.fmt.separator
+        for line in (lines[0], lines[len(lines) // 2], lines[-1]):
+            value = line.partition(sep)[2] if fields == 1 else line[len(self.fmt.key_of(line)) :]
+            if len(value) > 1:
+                return sum(map(len, lines)) + BYTES_HEADER * len(lines)
+        return 0
+
+    def _drain(self) -> list[list[bytes]]:
+        groups, self._groups = self._groups, {}
+        out: list[list[bytes]] = [[] for _ in range(self.fmt.num_partitions)]
+        partition_of = self.fmt.partition_of_key
+        pop = groups.pop
+        whole_tails = self.fmt.key_fields != 1
+        sep = self.fmt.separator
+        for key in sorted(groups):
+            values = pop(key)
+            bucket = out[partition_of(key)]
+            if whole_tails:
+                bucket.extend(map(key.__add__, values))  # type: ignore[arg-type]
+            elif None in values:
+                prefix = key + sep
+                bucket.extend([key if v is None else prefix + v for v in values])
+            else:
+                bucket.extend(map((key + sep).__add__, values))  # type: ignore[arg-type]
+        if self.combine is not None:
+            for partition, lines in enumerate(out):
+                if lines:
+                    out[partition] = self._combined(lines)
+        return out
+
+    def _combined(self, lines: list[bytes]) -> list[bytes]:
+        assert self.combine is not None
+        self.combine_input += len(lines)
+        combined = self.combine(lines)
+        self.combine_output += len(combined)
+        combined.sort(key=self.fmt.key_of)  # a command may emit in any order; stable
+        return combined

@@ -1,0 +1,184 @@
+"""The sort buffer for Python callables: pairs grouped by key as Python objects.
+
+A mapper's pairs are not encoded as they arrive: values collect per key in a dict, a
+Python combiner is called on each group as it is (no JSON round trip), and only what is
+spilled or shuffled gets encoded. Keys are grouped by their JSON encoding, the shuffle's
+notion of "same key" (so 1, 1.0 and True stay three keys): str keys, by far the most
+common, are their own dict key; the first key of another type switches the buffer to
+encoded-bytes keys.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.worker.codec import decode_json, encode_basestring, encode_json
+from airflow_mapreduce.worker.keys import TAB, RecordFormat
+from airflow_mapreduce.worker.spill import MapOutputBuffer
+
+Pairs = Iterable[tuple[Any, Any]]
+Combiner = Callable[[Any, Iterator[Any]], Pairs]
+
+CHECK_EVERY = 4096  # records between two looks at the budget
+# A new key's dict entry and one-value list, beyond the key object itself: measured at
+# ~125 bytes (RSS growth over 207k keys of a word count), rounded up.
+KEY_OVERHEAD = 136
+VALUE_SLOT = 9  # a list slot, with the list's growth slack
+
+
+class PairBuffer(MapOutputBuffer):
+    def __init__(
+        self,
+        fmt: RecordFormat,
+        budget: int,
+        combiner: Combiner | None = None,
+        combiner_name: str = "combiner",
+        spill_dir: str | None = None,
+    ) -> None:
+        super().__init__(fmt, budget, spill_dir)
+        self.combiner = combiner
+        self.combiner_name = combiner_name
+        self._groups: dict[Any, list[Any]] = {}
+        self._encoded_keys = False  # False: every dict key is a str
+
+    def add_pairs(self, pairs: Pairs) -> None:
+        it = iter(pairs)
+        done = False
+        while not done:
+            add = self._add_encoded if self._encoded_keys else self._add_str_keyed
+            added, last_value, done = add(it)
+            self.records += added
+            if added:
+                self.used += added * (VALUE_SLOT + _size(last_value))  # values: sampled
+            if self.used > self.budget:
+                self.spill()
+
+    def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, Any, bool]:
+        """Up to CHECK_EVERY pairs; (how many, the last value, whether `it` ran out)."""
+        groups = self._groups
+        get = groups.get
+        count, key, value, new_keys = 0, None, None, 0
+        try:
+            for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):
+                held = get(key)
+                if held is not None:
+                    held.append(value)
+                elif type(key) is str:
+                    groups[key] = [value]
+                    new_keys += sys.getsizeof(key) + KEY_OVERHEAD
+                else:
+                    self._switch_to_encoded(key, value)
+                    return count, value, False
+        except TypeError:
+            if _hashable(key):
+                raise  # not ours: e.g. the mapper yielded something other than a pair
+            self._switch_to_encoded(key, value)
+            return count, value, False  # zip counted it before the lookup failed
+        finally:
+            self.used += new_keys
+        return count, value, count < CHECK_EVERY
+
+    def _switch_to_encoded(self, key: Any, value: Any) -> None:
+        """Re-key the buffer by encoded keys, then add the pair that needed it."""
+        self._groups = {encode_json(k): held for k, held in self._groups.items()}
+        self._encoded_keys = True
+        self._add_encoded(iter([(key, value)]))
+
+    def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, Any, bool]:
+        groups = self._groups
+        get = groups.get
+        count, value, new_keys = 0, None, 0
+        for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
+            raw = encode_json(key)
+            held = get(raw)
+            if held is None:
+                groups[raw] = [value]
+                new_keys += sys.getsizeof(raw) + KEY_OVERHEAD
+            else:
+                held.append(value)
+        self.used += new_keys
+        return count, value, count < CHECK_EVERY
+
+    def _drain(self) -> list[list[bytes]]:
+        groups, self._groups = self._groups, {}
+        out: list[list[bytes]] = [[] for _ in range(self.fmt.num_partitions)]
+        # encoded key -> dict key, walked in the shuffle's order: by encoded bytes.
+        if self._encoded_keys:
+            order = {raw: raw for raw in groups}
+        else:  # encode_json for str keys, mapped in C
+            utf8 = map(str.encode, map(encode_basestring, groups), _UTF8, _SURROGATEESCAPE)
+            order = dict(zip(utf8, groups, strict=True))
+        if self.combiner is None:
+            self._emit(groups, order, out)
+        else:
+            self._emit_combined(groups, order, out, self.combiner)
+        return out
+
+    def _emit(
+        self, groups: dict[Any, list[Any]], order: dict[bytes, Any], out: list[list[bytes]]
+    ) -> None:
+        crc32, n, pop, encode = zlib.crc32, self.fmt.num_partitions, groups.pop, encode_json
+        for raw in sorted(order):
+            prefix = raw + TAB
+            out[crc32(raw) % n].extend([prefix + encode(v) for v in pop(order[raw])])
+
+    def _emit_combined(
+        self,
+        groups: dict[Any, list[Any]],
+        order: dict[bytes, Any],
+        out: list[list[bytes]],
+        combiner: Combiner,
+    ) -> None:
+        crc32, n, pop, encode = zlib.crc32, self.fmt.num_partitions, groups.pop, encode_json
+        encoded_keys = self._encoded_keys
+        moved = False  # did the combiner emit a key other than the one it was given?
+        taken = given = 0
+        key: Any = None
+        try:
+            for raw in sorted(order):
+                values = pop(order[raw])
+                key = decode_json(raw) if encoded_keys else order[raw]
+                taken += len(values)
+                bucket = out[crc32(raw) % n]
+                for out_key, out_value in combiner(key, iter(values)):
+                    given += 1
+                    out_raw = raw if out_key is key else encode(out_key)
+                    if out_raw == raw:
+                        bucket.append(raw + TAB + encode(out_value))
+                    else:  # another key: it goes where that key belongs
+                        out[crc32(out_raw) % n].append(out_raw + TAB + encode(out_value))
+                        moved = True
+        except Exception as exc:
+            raise RecordError(f"{self.combiner_name} raised {exc!r} on key {key!r}") from exc
+        finally:
+            self.combine_input += taken
+            self.combine_output += given
+        if moved:
+            for lines in out:
+                lines.sort(key=self.fmt.key_of)
+
+
+_UTF8, _SURROGATEESCAPE = itertools.repeat("utf-8"), itertools.repeat("surrogateescape")
+
+
+def _hashable(key: Any) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+# Objects Python shares rather than allocates: a value that is one costs only its slot.
+_SHARED = (type(None), bool)
+
+
+def _size(value: Any) -> int:
+    if (type(value) is int and -5 <= value <= 256) or isinstance(value, _SHARED):
+        return 0
+    return sys.getsizeof(value)

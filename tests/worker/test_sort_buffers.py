@@ -1,0 +1,173 @@
+"""The map-side sort buffers against independent references, with spills forced.
+
+Whatever the budget: every record comes out exactly once, byte for byte; each key lands
+in one partition; each partition is in key order (encoded-bytes order for JSON keys).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.line_buffer import LineBuffer
+from airflow_mapreduce.worker.pair_buffer import PairBuffer
+from airflow_mapreduce.worker.spill import MapOutputBuffer
+
+SMALL = 64 * 1024  # the smallest budget a job may set: forces many spills here
+
+
+def drained(buffer: MapOutputBuffer) -> dict[int, list[bytes]]:
+    try:
+        return {p: list(lines) for p, lines in buffer.partitions()}
+    finally:
+        buffer.close()
+
+
+def check_partitions(parts: dict[int, list[bytes]], key_of: Any) -> None:
+    owner: dict[bytes, int] = {}
+    for partition, lines in parts.items():
+        keys = [key_of(line) for line in lines]
+        assert keys == sorted(keys), f"partition {partition} is not in key order"
+        for key in keys:
+            assert owner.setdefault(key, partition) == partition, f"{key!r} in two partitions"
+
+
+def random_lines(rng: random.Random, count: int) -> list[bytes]:
+    lines = []
+    for _ in range(count):
+        kind = rng.random()
+        user = b"u%d" % rng.randrange(300)
+        if kind < 0.1:
+            lines.append(user)  # no separator: all key, and must come back unchanged
+        elif kind < 0.2:
+            lines.append(user + b"\t")  # empty value
+        else:
+            lines.append(b"%s\t%d\t%s" % (user, rng.randrange(50), rng.randbytes(4).hex().encode()))
+    return lines
+
+
+@pytest.mark.parametrize(("key_fields", "partition_fields"), [(1, None), (2, None), (2, 1)])
+@pytest.mark.parametrize("budget", [SMALL, 64 * 1024**2])
+def test_line_buffer_returns_every_line_unchanged_in_key_order(
+    key_fields: int, partition_fields: int | None, budget: int
+) -> None:
+    rng = random.Random(key_fields * 10 + (partition_fields or 0))
+    lines = random_lines(rng, 40_000)
+    fmt = RecordFormat(b"\t", key_fields, partition_fields, num_partitions=3)
+    buffer = LineBuffer(fmt, budget)
+    for first in range(0, len(lines), 997):
+        buffer.add_lines(lines[first : first + 997])
+    assert (buffer.spills > 3) == (budget == SMALL)
+    parts = drained(buffer)
+    assert collections.Counter(line for ls in parts.values() for line in ls) == (
+        collections.Counter(lines)
+    )
+
+    def sort_key(line: bytes) -> bytes:  # Hadoop's rule, written out independently
+        fields = line.split(b"\t")
+        return b"\t".join(fields[:key_fields]) if len(fields) > key_fields else line
+
+    def partition_key(line: bytes) -> bytes:
+        return line.split(b"\t")[0] if partition_fields == 1 else sort_key(line)
+
+    check_partitions(parts, sort_key)
+    check_partitions(parts, partition_key)
+
+
+def test_line_buffer_runs_the_combiner_on_each_sorted_spill() -> None:
+    lines = [b"w%d\t1" % (i % 500) for i in range(60_000)]
+    seen: list[list[bytes]] = []
+
+    def combine(batch: list[bytes]) -> list[bytes]:
+        seen.append(batch)
+        counts = collections.Counter(line.split(b"\t")[0] for line in batch)
+        return [b"%s\t%d" % (word, n) for word, n in reversed(counts.items())]  # any order
+
+    buffer = LineBuffer(RecordFormat(num_partitions=2), SMALL, combine)
+    for first in range(0, len(lines), 1000):
+        buffer.add_lines(lines[first : first + 1000])
+    parts = drained(buffer)
+    assert all(batch == sorted(batch) for batch in seen)
+    total: collections.Counter[bytes] = collections.Counter()
+    for line in (line for ls in parts.values() for line in ls):
+        word, count = line.split(b"\t")
+        total[word] += int(count)
+    assert total == collections.Counter(line.split(b"\t")[0] for line in lines)
+    assert buffer.combine_input == len(lines) > buffer.combine_output
+    check_partitions(parts, lambda line: line.split(b"\t")[0])
+
+
+def shuffle_json(obj: Any) -> bytes:
+    """How a Python key or value travels in the shuffle: compact JSON (independent of codec.py)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def mixed_pairs(rng: random.Random, count: int) -> Iterator[tuple[Any, Any]]:
+    keys: list[Any] = ["a", "b\tc", 'q"uote', "ünï", 1, 1.0, True, None, [1, "x"], {"k": 2}]
+    keys += [f"w{i}" for i in range(200)]
+    for i in range(count):
+        yield rng.choice(keys), rng.choice([1, i, "text", [i], {"n": i}, 2.5])
+
+
+@pytest.mark.parametrize("budget", [SMALL, 64 * 1024**2])
+def test_pair_buffer_keeps_keys_that_python_calls_equal_apart(budget: int) -> None:
+    """1, 1.0 and True are one dict key in Python but three keys in the shuffle;
+    unhashable keys (lists, dicts) are fine; order is the encoded bytes' order."""
+    pairs = list(mixed_pairs(random.Random(5), 30_000))
+    buffer = PairBuffer(RecordFormat(num_partitions=3, lines_sort_as_keys=True), budget)
+    buffer.add_pairs(pairs[:10])  # str keys only so far...
+    buffer.add_pairs(iter(pairs[10:]))  # ...then every other kind
+    assert buffer.records == len(pairs)
+    assert (buffer.spills > 3) == (budget == SMALL)
+    parts = drained(buffer)
+    expected = collections.Counter(shuffle_json(k) + b"\t" + shuffle_json(v) for k, v in pairs)
+    assert collections.Counter(line for ls in parts.values() for line in ls) == expected
+    check_partitions(parts, lambda line: line.split(b"\t")[0])
+
+
+def test_pair_buffer_combiner_sees_python_objects_and_may_change_keys() -> None:
+    words = [f"w{i % 700}" for i in range(50_000)]
+    calls: list[tuple[Any, list[Any]]] = []
+
+    def combiner(word: str, counts: Iterator[int]) -> Iterator[tuple[Any, int]]:
+        values = list(counts)
+        calls.append((word, values))
+        yield (word if int(word[1:]) % 2 else word.upper()), sum(values)  # half move keys
+
+    buffer = PairBuffer(RecordFormat(num_partitions=4, lines_sort_as_keys=True), SMALL, combiner)
+    buffer.add_pairs((w, 1) for w in words)
+    parts = drained(buffer)
+    assert all(isinstance(w, str) and set(v) == {1} for w, v in calls)
+    total: collections.Counter[str] = collections.Counter()
+    for line in (line for ls in parts.values() for line in ls):
+        key, value = line.split(b"\t")
+        total[json.loads(key)] += int(value)
+    expected = collections.Counter(w if int(w[1:]) % 2 else w.upper() for w in words)
+    assert total == expected
+    check_partitions(parts, lambda line: line.split(b"\t")[0])
+
+
+def test_a_failing_combiner_names_its_key() -> None:
+    def combiner(word: str, counts: Iterator[int]) -> Iterator[tuple[str, int]]:
+        if word == "bad":
+            raise ValueError("no")
+        yield word, sum(counts)
+
+    buffer = PairBuffer(RecordFormat(lines_sort_as_keys=True), SMALL, combiner, "combiner m:f")
+    buffer.add_pairs([("ok", 1), ("bad", 1)])
+    with pytest.raises(RecordError, match=r"combiner m:f raised ValueError\('no'\) on key 'bad'"):
+        drained(buffer)
+
+
+def test_a_mapper_yielding_non_pairs_is_not_mistaken_for_an_unhashable_key() -> None:
+    buffer = PairBuffer(RecordFormat(lines_sort_as_keys=True), SMALL)
+    with pytest.raises(TypeError, match="unpack"):
+        buffer.add_pairs([("a", 1), 5])  # type: ignore[list-item]
+    buffer.close()
