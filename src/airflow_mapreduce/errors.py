@@ -49,5 +49,9 @@ class TaskFailedError(MapReduceError):
     """A map or reduce task failed (user code raised, a command exited non-zero)."""
 
 
+class CommandFailedError(TaskFailedError):
+    """A streaming command started but exited non-zero or did not read all its input."""
+
+
 class RecordError(TaskFailedError):
     """A record could not be processed; names the split and record offset."""

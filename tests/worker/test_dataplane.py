@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.errors import RecordError, TaskFailedError
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.spec import parse_job_text
 
@@ -304,3 +304,60 @@ def test_streaming_mapper_never_sees_lines_that_are_not_json(run_job, tmp_path) 
     [entry] = [json.loads(x) for x in dead_letter.read_text().splitlines()]
     assert entry["record"] == "{broken"
     assert entry["offset"] == sum(len(x) + 1 for x in good[:20])
+
+
+CRASHY_MAPPER = """
+import sys
+for line in sys.stdin.buffer:
+    if line.startswith(b"BAD"):
+        sys.stderr.write("cannot take this line\\n")
+        sys.exit(3)
+    for word in line.split():
+        sys.stdout.buffer.write(word + b"\\t1\\n")
+"""
+
+
+def test_skip_mode_finds_the_lines_a_streaming_mapper_crashes_on(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Hadoop's skip mode: with a bad-record budget, a crashing command is rerun on
+    bisected input until the lines it cannot take are isolated; nothing else is lost."""
+    _lines, good, offsets = bad_record_input(tmp_path / "in")
+    (tmp_path / "crashy.py").write_text(CRASHY_MAPPER)
+    spec = parse_job_text(
+        job(
+            f"""
+            mapper: {{command: [python3, "{tmp_path}/crashy.py"]}}
+            reducer: {{command: [python3, mapreduce_jobs/wordcount/reducer.py]}}
+            bad_records: {{max_count: 3}}
+            """,
+            reducers=2,
+        )
+    )
+    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    counts: collections.Counter[str] = collections.Counter()
+    for data in parts(tmp_path / "out").values():
+        for line in data.decode().splitlines():
+            word, count = line.split("\t")
+            counts[word] += int(count)
+    assert counts == good
+    ours = manifest.counters["airflow-mapreduce"]
+    assert ours["bad_records"] == 3 and ours["map_input_records"] == 3000
+    dead = [
+        json.loads(x) for p in manifest.bad_records for x in Path(p[7:]).read_text().splitlines()
+    ]
+    assert [d["offset"] for d in dead] == offsets
+    assert all("exited with code 3" in d["error"] for d in dead)
+    assert dead[1]["record"] == "BAD record \\xff1234"
+
+    crashy = f"mapper: {{command: [python3, '{tmp_path}/crashy.py']}}\n"
+    over = parse_job_text(job(crashy + "bad_records: {max_count: 2}\n", reducers=0))
+    with pytest.raises(RecordError, match=f"over budget.*byte offset {offsets[0]}"):
+        run_job(over, f"file://{tmp_path}/in", f"file://{tmp_path}/out2")
+
+
+def test_skip_mode_gives_up_on_a_command_that_fails_on_everything(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad_record_input(tmp_path / "in")
+    spec = parse_job_text(
+        job('mapper: {command: ["false"]}\nbad_records: {max_ratio: 1.0}\n', reducers=0)
+    )
+    with pytest.raises(TaskFailedError, match="skip mode gave up after 500 runs"):
+        run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")

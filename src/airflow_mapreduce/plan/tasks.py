@@ -38,6 +38,7 @@ class JobRuntime(Model):
             dataplane=DataPlane(
                 streaming=job.streaming,
                 partitioner=job.partitioner,
+                comparator=job.comparator,
                 memory=job.memory,
                 formats=job.formats,
                 bad_records=job.bad_records,

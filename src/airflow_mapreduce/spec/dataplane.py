@@ -69,6 +69,29 @@ class PartitionerSettings(Model):
     )
 
 
+class SortKey(Model):
+    """One key field to sort on (KeyFieldBasedComparator's -k<field>,<field>[n][r])."""
+
+    field: int = Field(ge=1, le=64, description="1-based field of the key.")
+    numeric: bool = Field(
+        default=False,
+        description="Compare as numbers (10 after 9); text that is not a number sorts after "
+        "every number, in bytes order.",
+    )
+    reverse: bool = Field(default=False, description="Descending order.")
+
+
+class ComparatorSettings(Model):
+    """How keys are ordered (Hadoop: mapreduce.partition.keycomparator.options)."""
+
+    keys: list[SortKey] = Field(
+        default_factory=list,
+        description="Sort on these key fields, in this order, e.g. [{field: 1}, {field: 2, "
+        "numeric: true, reverse: true}] for Hadoop's '-k1,1 -k2,2nr'. Ties (and the default, "
+        "no fields) are ordered by the key's bytes.",
+    )
+
+
 class MemorySettings(Model):
     sort_buffer: ByteSize = Field(
         default=64 * 1024**2,
@@ -140,6 +163,7 @@ class DataPlane(Model):
 
     streaming: StreamingSettings = Field(default_factory=StreamingSettings)
     partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
+    comparator: ComparatorSettings = Field(default_factory=ComparatorSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     formats: FormatSettings = Field(default_factory=FormatSettings)
     bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
@@ -148,6 +172,7 @@ class DataPlane(Model):
     @model_validator(mode="after")
     def _partition_within_key(self) -> DataPlane:
         check_partition_fields(self.streaming, self.partitioner)
+        check_comparator_fields(self.streaming, self.comparator)
         return self
 
 
@@ -159,3 +184,13 @@ def check_partition_fields(streaming: StreamingSettings, partitioner: Partitione
             f"streaming.key_fields={streaming.key_fields} field(s); partition on at "
             "most as many fields as the key has"
         )
+
+
+def check_comparator_fields(streaming: StreamingSettings, comparator: ComparatorSettings) -> None:
+    for index, key in enumerate(comparator.keys):
+        if key.field > streaming.key_fields:
+            raise ValueError(
+                f"comparator.keys[{index}].field is {key.field} but the key has only "
+                f"streaming.key_fields={streaming.key_fields} field(s); sort on a field of "
+                "the key, or raise streaming.key_fields"
+            )

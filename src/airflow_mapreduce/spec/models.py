@@ -18,11 +18,13 @@ from pydantic import (
 from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.dataplane import (
     BadRecordSettings,
+    ComparatorSettings,
     FormatSettings,
     HookSettings,
     MemorySettings,
     PartitionerSettings,
     StreamingSettings,
+    check_comparator_fields,
     check_partition_fields,
 )
 from airflow_mapreduce.spec.kubernetes import (
@@ -281,6 +283,7 @@ class JobSpec(Model):
     # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
     streaming: StreamingSettings = Field(default_factory=StreamingSettings)
     partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
+    comparator: ComparatorSettings = Field(default_factory=ComparatorSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     formats: FormatSettings = Field(default_factory=FormatSettings)
     bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
@@ -289,11 +292,18 @@ class JobSpec(Model):
     @model_validator(mode="after")
     def _dataplane_consistent(self) -> JobSpec:
         check_partition_fields(self.streaming, self.partitioner)
+        check_comparator_fields(self.streaming, self.comparator)
         steps = [s for s in (self.mapper, self.combiner, self.reducer) if s is not None]
         if self.partitioner.key_fields is not None and all(s.callable for s in steps):
             raise ValueError(
                 "partitioner.key_fields splits text keys of streaming commands; with only "
                 "Python callables, keys are JSON values: partition on a key of its own instead"
+            )
+        if self.comparator.keys and all(s.callable for s in steps):
+            raise ValueError(
+                "comparator.keys orders text keys of streaming commands; with only Python "
+                "callables, keys are JSON values sorted by their encoding: make the key sort "
+                "as wanted (e.g. zero-padded numbers), or use a streaming step"
             )
         return self
 

@@ -8,9 +8,14 @@ rest is the value (Hadoop Streaming's rule). Partitioning may use only the first
 
 from __future__ import annotations
 
+import math
+import operator
 import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from airflow_mapreduce.plan.tasks import JobRuntime
+from airflow_mapreduce.spec.dataplane import SortKey
 
 TAB = b"\t"
 
@@ -23,12 +28,28 @@ class RecordFormat:
         partition_fields: int | None = None,
         num_partitions: int = 1,
         lines_sort_as_keys: bool = False,
+        comparator: Sequence[SortKey] = (),
     ) -> None:
         self.separator = separator
         # True when sorting whole lines orders them by key: then merges compare lines (in
         # C) instead of calling key_of on each. So for JSON keys: TAB sorts below every
         # byte of their text. Raw bytes may hold anything, so streaming lines may not.
-        self.lines_sort_as_keys = lines_sort_as_keys
+        self.lines_sort_as_keys = lines_sort_as_keys and not comparator
+        # How keys order: their bytes, or the comparator's fields (bytes breaking ties).
+        self.sort_key: Callable[[bytes], Any] | None = (
+            _comparator_key(separator, comparator) if comparator else None
+        )
+        # What orders record lines (a merge's key function): the key through the
+        # comparator; else (one key field) the line's (key, separator, value) split in C,
+        # whose order is the key's with ties broken by value.
+        self.order_of: Callable[[bytes], Any]
+        if self.sort_key is not None:
+            sort_key = self.sort_key
+            self.order_of = lambda line: sort_key(self.key_of(line))
+        elif key_fields == 1:
+            self.order_of = operator.methodcaller("partition", separator)
+        else:
+            self.order_of = self.key_of
         self.key_fields = key_fields
         self.partition_fields = partition_fields if partition_fields != key_fields else None
         self.num_partitions = max(num_partitions, 1)
@@ -43,12 +64,14 @@ class RecordFormat:
             streaming.key_fields,
             job.dataplane.partitioner.key_fields,
             job.num_partitions,
+            comparator=job.dataplane.comparator.keys,
         )
 
     def key_of(self, line: bytes) -> bytes:
         if self.key_fields == 1:
             return line.partition(self.separator)[0]
         return self._fields(line, self.key_fields)[0]
+
 
     def split(self, line: bytes) -> tuple[bytes, bytes]:
         if self.key_fields == 1:
@@ -71,3 +94,36 @@ class RecordFormat:
         if len(parts) <= count:
             return line, b""
         return self.separator.join(parts[:count]), parts[count]
+
+
+def _comparator_key(separator: bytes, fields: Sequence[SortKey]) -> Callable[[bytes], Any]:
+    """A sort key for key bytes, like KeyFieldBasedComparator's -k<n>,<n>[n][r] options."""
+    specs = [(f.field - 1, f.numeric, f.reverse) for f in fields]
+
+    def sort_key(key: bytes) -> tuple[Any, ...]:
+        parts = key.split(separator)
+        out: list[Any] = []
+        for index, numeric, reverse in specs:
+            raw = parts[index] if index < len(parts) else b""
+            out.append(_numeric(raw, reverse) if numeric else _text(raw, reverse))
+        out.append(key)  # ties: bytes order, so equal keys stay together
+        return tuple(out)
+
+    return sort_key
+
+
+def _numeric(raw: bytes, reverse: bool) -> tuple[int, Any]:
+    """Numbers first, by value; then anything else by its bytes (all flipped for reverse)."""
+    try:
+        number = float(raw)
+    except ValueError:
+        number = math.nan
+    if math.isnan(number):
+        return (-1, _text(raw, True)) if reverse else (1, raw)
+    return (0, -number if reverse else number)
+
+
+def _text(raw: bytes, reverse: bool) -> Any:
+    # Descending bytes order as an ascending key: each byte flipped, and an end marker
+    # above every flipped byte so that "ab" comes before its prefix "a".
+    return (*(256 - b for b in raw), 300) if reverse else raw

@@ -86,7 +86,7 @@ class LineBuffer(MapOutputBuffer):
         pop = groups.pop
         whole_tails = self.fmt.key_fields != 1
         sep = self.fmt.separator
-        for key in sorted(groups):
+        for key in sorted(groups, key=self.fmt.sort_key):
             values = pop(key)
             bucket = out[partition_of(key)]
             if whole_tails:
@@ -107,5 +107,5 @@ class LineBuffer(MapOutputBuffer):
         self.combine_input += len(lines)
         combined = self.combine(lines)
         self.combine_output += len(combined)
-        combined.sort(key=self.fmt.key_of)  # a command may emit in any order; stable
+        combined.sort(key=self.fmt.order_of)  # a command may emit in any order; stable
         return combined

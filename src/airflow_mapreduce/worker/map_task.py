@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import posixpath
+import sys
 import uuid
 import zlib
 from collections.abc import Iterator
 
+from airflow_mapreduce.errors import CommandFailedError
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.tasks import Counters, InputSplit, MapTaskSpec, PartFile, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
@@ -64,15 +66,31 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     attempt = new_attempt_id()
     info = context.TaskInfo("map", spec.dag_id, spec.run_id, spec.task_index, attempt)
     with context.running(info), task_hooks(spec.job.dataplane.hooks):
-        return _run(files, spec, attempt, info.counters)
+        try:
+            return _run(files, spec, attempt, info.counters, skip_mode=False)
+        except CommandFailedError as exc:
+            if spec.job.mapper.command is None or not spec.job.dataplane.bad_records.enabled:
+                raise
+            # Hadoop's skip mode: run the command again on smaller and smaller parts of the
+            # input to find the records it crashes on; they become bad records.
+            print(
+                f"{exc}\nmapper command failed; rerunning the task in skip mode (bad_records "
+                "is set): input blocks are fed one command run each, failing blocks bisected",
+                file=sys.stderr,
+                flush=True,
+            )
+            info.counters.clear()  # the failed pass's counters do not count
+            return _run(files, spec, attempt, info.counters, skip_mode=True)
 
 
-def _run(files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters) -> TaskManifest:
+def _run(
+    files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters, skip_mode: bool
+) -> TaskManifest:
     dataplane = spec.job.dataplane
     codec = Codec(spec.job.codec)
     fmt = RecordFormat.of(spec.job)
     env = job_env(spec, attempt)
-    mapper = Step(spec.job.mapper, "mapper", codec, fmt, counters, env)
+    mapper = Step(spec.job.mapper, "mapper", codec, fmt, counters, env, skip_mode=skip_mode)
     dead = DeadLetters(dataplane.bad_records, "mapper")
     jsonlines = dataplane.formats.input == "jsonlines"
     attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)

@@ -59,7 +59,7 @@ def _run(
         block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
         seen = Tally()
         runs = [iter_run_lines(files, u, block, seen) for u in uris]
-        merged = heapq.merge(*runs, key=None if fmt.lines_sort_as_keys else fmt.key_of)
+        merged = heapq.merge(*runs, key=None if fmt.lines_sort_as_keys else fmt.order_of)
         # Into this attempt's folder; the commit step promotes it to the output.
         final = part_uri(spec.outputs[partition], formats)
         uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), posixpath.basename(final))

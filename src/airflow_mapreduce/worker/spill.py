@@ -71,7 +71,7 @@ class MapOutputBuffer(ABC):
             streams: list[Iterable[bytes]] = [_read_run(path, block) for path in runs]
             streams.append(lines)
             del lines
-            key = None if self.fmt.lines_sort_as_keys else self.fmt.key_of
+            key = None if self.fmt.lines_sort_as_keys else self.fmt.order_of
             yield partition, heapq.merge(*streams, key=key)
 
     def close(self) -> None:

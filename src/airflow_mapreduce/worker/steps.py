@@ -15,7 +15,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.errors import CommandFailedError, RecordError, TaskFailedError
 from airflow_mapreduce.plan.tasks import Counters, InputSplit
 from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
@@ -42,8 +42,10 @@ class Step:
         fmt: RecordFormat,
         counters: Counters,
         env: Mapping[str, str] | None = None,
+        skip_mode: bool = False,
     ) -> None:
         self.spec = spec
+        self.skip_mode = skip_mode  # a streaming mapper's crashes are narrowed down
         self.role = role
         self.codec = codec
         self.fmt = fmt
@@ -64,13 +66,19 @@ class Step:
         """Run the mapper on a split's (offset, lines) blocks; records go to the sort buffer
         or (map-only) straight to the output."""
         if self.spec.command is not None:
-            chunks = (
-                as_streaming_input(
-                    _drop_bad_json(block, start, split, dead) if jsonlines else block
+            batches: Iterable[list[bytes]]
+            if self.skip_mode:
+                skipping = _SkipMode(self, split, env, dead)
+                batches = (skipping.run(_records(b, s, split, dead, jsonlines)) for s, b in blocks)
+            else:
+                chunks = (
+                    as_streaming_input(
+                        _drop_bad_json(block, start, split, dead) if jsonlines else block
+                    )
+                    for start, block in blocks
                 )
-                for start, block in blocks
-            )
-            for lines in self._command_batches(chunks, split, env):
+                batches = self._command_batches(chunks, split, env)
+            for lines in batches:
                 if isinstance(sink, PartWriter):
                     for line in lines:
                         sink.write_line(line)
@@ -262,6 +270,67 @@ class _Current:
             yield group
 
 
+class _SkipMode:
+    """Hadoop's skip mode for a streaming mapper that crashes on some records.
+
+    Each input block is one run of the command; a run that fails is split in halves,
+    recursively, until the records the command cannot take alone are found: they become
+    bad records (within the job's budget), and the output of every run that succeeded is
+    kept. A mapper that carries state across lines sees smaller inputs here.
+    """
+
+    MAX_RUNS = 500  # a command failing on (nearly) everything: give up, do not bisect it all
+
+    def __init__(
+        self, step: Step, split: InputSplit, env: Mapping[str, str], dead: DeadLetters
+    ) -> None:
+        self.step, self.split, self.env, self.dead = step, split, env, dead
+        self.runs = 0
+
+    def run(self, records: list[tuple[int, bytes]]) -> list[bytes]:
+        if not records:
+            return []
+        self.runs += 1
+        data = b"\n".join([line for _, line in records] + [b""])
+        try:
+            out: list[bytes] = []
+            for lines in self.step._command_batches([data], self.split, self.env):
+                out += lines
+            return out
+        except CommandFailedError as exc:
+            if self.runs >= self.MAX_RUNS:
+                raise TaskFailedError(
+                    f"skip mode gave up after {self.runs} runs of the mapper command: it "
+                    f"fails on too many records to find them one by one. Last failure: {exc}"
+                ) from None
+            if len(records) > 1:
+                middle = len(records) // 2
+                return self.run(records[:middle]) + self.run(records[middle:])
+            offset, line = records[0]
+            error = str(exc).splitlines()[0]
+            self.dead.add(self.split, offset, line, f"command failed on this record ({error})")
+            return []
+
+
+def _records(
+    block: bytes, start: int, split: InputSplit, dead: DeadLetters, jsonlines: bool
+) -> list[tuple[int, bytes]]:
+    """(offset, line) of each record of a block a streaming mapper is to see."""
+    if not jsonlines:
+        return list(split_lines(block, start))
+    good = []
+    for offset, line in split_lines(block, start):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            dead.add(split, offset, line, f"input is not valid JSON ({exc})")
+            continue
+        good.append((offset, line))
+    return good
+
+
 def _text_lines(block: bytes) -> list[str]:
     """A block's lines as str, decoded at once (LF never occurs inside a UTF-8 sequence)."""
     text = block.decode("utf-8", "surrogateescape")
@@ -297,18 +366,7 @@ def _json_items(
 
 def _drop_bad_json(block: bytes, start: int, split: InputSplit, dead: DeadLetters) -> bytes:
     """JSON-lines input for a streaming mapper: lines it cannot take never reach it."""
-    good = []
-    for offset, line in split_lines(block, start):
-        if not line.strip():
-            continue
-        try:
-            json.loads(line)
-        except ValueError as exc:
-            dead.add(split, offset, line, f"input is not valid JSON ({exc})")
-            continue
-        good.append(line)
-    good.append(b"")
-    return b"\n".join(good)
+    return b"\n".join([line for _, line in _records(block, start, split, dead, True)] + [b""])
 
 
 def _joined_slices(lines: list[bytes], size: int = 4096) -> Iterator[bytes]:
@@ -317,18 +375,10 @@ def _joined_slices(lines: list[bytes], size: int = 4096) -> Iterator[bytes]:
         yield b"\n".join(lines[first : first + size]) + b"\n"
 
 
-def _batched(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """Join lines into ~64 KiB chunks: one pipe write per record would dominate."""
-    buffer: list[bytes] = []
-    size = 0
-    for line in lines:
-        buffer.append(line)
-        size += len(line) + 1
-        if size >= FEED_CHUNK:
-            buffer.append(b"")
-            yield b"\n".join(buffer)
-            buffer.clear()
-            size = 0
-    if buffer:
-        buffer.append(b"")
-        yield b"\n".join(buffer)
+def _batched(lines: Iterable[bytes], size: int = 4096) -> Iterator[bytes]:
+    """Join lines into LF-terminated chunks of `size` lines (taken and joined in C): one
+    pipe write per record would dominate."""
+    it = iter(lines)
+    while chunk := list(itertools.islice(it, size)):
+        chunk.append(b"")
+        yield b"\n".join(chunk)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, cast
 
-from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.errors import CommandFailedError, TaskFailedError
 from airflow_mapreduce.plan.tasks import Counters
 
 STDERR_TAIL = 20
@@ -87,11 +87,11 @@ def run_command_batches(
         raise feeder.error
     if returncode != 0:
         quoted = "\n".join(f"    {line}" for line in stderr_tail) or "    (no stderr output)"
-        raise TaskFailedError(
+        raise CommandFailedError(
             f"{what}: command {argv} exited with code {returncode}; last stderr lines:\n{quoted}"
         )
     if feeder.broken_pipe:
-        raise TaskFailedError(
+        raise CommandFailedError(
             f"{what}: command {argv} exited (code 0) before reading all of its input; records "
             "would be lost. A streaming command must read stdin to the end."
         )
