@@ -6,7 +6,8 @@ Times, on the same input:
   (a)  collections.Counter over whitespace-split lines, one process (the baseline);
   (b)  the local runner with Python callables + combiner, R=4, through the full shuffle
        (b1: mrjob-style per-record generators; b2: the opt-in batch mapper);
-  (c)  the same with the streaming mapper.py / reducer.py pair (reducer.py as combiner).
+  (c)  the same with the streaming mapper.py / reducer.py pair (reducer.py as combiner)
+       (c1: one "word<TAB>1" line per word; c2: mapper_combining.py, in-mapper combining).
 Map and reduce tasks run in a process pool, as the local backend's mapped Airflow tasks
 run in parallel under LocalExecutor. Every result is checked against (a).
 
@@ -147,8 +148,12 @@ JOBS = {
     + "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n"
     "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
     "reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}\n",
-    "c  streaming mapper.py/reducer.py": JOB_HEAD
+    "c1 streaming mapper.py/reducer.py": JOB_HEAD
     + "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper.py]}\n"
+    "combiner: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n"
+    "reducer: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n",
+    "c2 same, in-mapper combining": JOB_HEAD
+    + "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper_combining.py]}\n"
     "combiner: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n"
     "reducer: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n",
 }

@@ -72,7 +72,6 @@ class RecordFormat:
             return line.partition(self.separator)[0]
         return self._fields(line, self.key_fields)[0]
 
-
     def split(self, line: bytes) -> tuple[bytes, bytes]:
         if self.key_fields == 1:
             key, _, value = line.partition(self.separator)

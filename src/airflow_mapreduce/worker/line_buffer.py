@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 from airflow_mapreduce.worker.keys import RecordFormat
@@ -81,21 +82,29 @@ class LineBuffer(MapOutputBuffer):
 
     def _drain(self) -> list[list[bytes]]:
         groups, self._groups = self._groups, {}
-        out: list[list[bytes]] = [[] for _ in range(self.fmt.num_partitions)]
-        partition_of = self.fmt.partition_of_key
-        pop = groups.pop
-        whole_tails = self.fmt.key_fields != 1
-        sep = self.fmt.separator
-        for key in sorted(groups, key=self.fmt.sort_key):
-            values = pop(key)
-            bucket = out[partition_of(key)]
-            if whole_tails:
-                bucket.extend(map(key.__add__, values))  # type: ignore[arg-type]
-            elif None in values:
-                prefix = key + sep
-                bucket.extend([key if v is None else prefix + v for v in values])
-            else:
-                bucket.extend(map((key + sep).__add__, values))  # type: ignore[arg-type]
+        fmt = self.fmt
+        out: list[list[bytes]] = [[] for _ in range(fmt.num_partitions)]
+        pop, sep, n = groups.pop, fmt.separator, fmt.num_partitions
+        keys = sorted(groups, key=fmt.sort_key)
+        if fmt.partition_fields is None:  # the common case, inlined: crc32 of the key
+            crc32 = zlib.crc32
+            buckets = [out[crc32(key) % n] for key in keys]
+        else:
+            buckets = [out[fmt.partition_of_key(key)] for key in keys]
+        if fmt.key_fields != 1:  # held values are the rest of the line after the key
+            for key, bucket in zip(keys, buckets, strict=True):
+                bucket.extend(map(key.__add__, pop(key)))  # type: ignore[arg-type]
+        else:
+            for key, bucket in zip(keys, buckets, strict=True):
+                values = pop(key)
+                if len(values) == 1:  # most keys, for a mapper that combines
+                    value = values[0]
+                    bucket.append(key if value is None else key + sep + value)
+                elif None in values:  # lines without a separator come back as they were
+                    prefix = key + sep
+                    bucket.extend([key if v is None else prefix + v for v in values])
+                else:
+                    bucket.extend(map((key + sep).__add__, values))  # type: ignore[arg-type]
         if self.combine is not None:
             for partition, lines in enumerate(out):
                 if lines:

@@ -119,11 +119,8 @@ def _run(
             for partition, records in buffer.partitions():
                 uri = join_uri(attempt_dir, f"part-{partition:05d}")
                 with files.open_write(uri) as out:
-                    counted = _Counted(records)
-                    written = write_lines(out, counted)
-                parts.append(
-                    PartFile(partition=partition, uri=uri, records=counted.count, bytes=written)
-                )
+                    count, written = write_lines(out, records)
+                parts.append(PartFile(partition=partition, uri=uri, records=count, bytes=written))
             _count(counters, "spills", buffer.spills)
             if spec.job.combiner is not None:
                 _count(counters, "combine_input_records", buffer.combine_input)
@@ -182,17 +179,6 @@ class _InputCounter:
             self.records += _count_lines(block)
             self.bytes += len(block)
             yield start, block
-
-
-class _Counted:
-    def __init__(self, lines: Iterator[bytes]) -> None:
-        self._lines = lines
-        self.count = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self._lines:
-            self.count += 1
-            yield line
 
 
 def _count_lines(block: bytes) -> int:

@@ -45,6 +45,18 @@ class PartWriter:
         else:
             self._add(_text(key) + b"\t" + _text(value))
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Many text record lines at once (a streaming command's output)."""
+        if self._json:
+            for line in lines:
+                self.write_line(line)
+            return
+        self._batch += lines
+        self.records += len(lines)
+        self._size += sum(map(len, lines)) + len(lines)
+        if self._size >= BATCH:
+            self.flush()
+
     def write_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """write_pair for many pairs, with the common str/int cases inline."""
         if self._json:

@@ -80,8 +80,7 @@ class Step:
                 batches = self._command_batches(chunks, split, env)
             for lines in batches:
                 if isinstance(sink, PartWriter):
-                    for line in lines:
-                        sink.write_line(line)
+                    sink.write_lines(lines)
                 elif isinstance(sink, LineBuffer):
                     sink.add_lines(lines)
                 else:
@@ -203,8 +202,7 @@ class Step:
     def reduce_into(self, lines: Iterable[bytes], writer: PartWriter) -> None:
         if self.spec.command is not None:
             for batch in self._command_batches(_batched(lines), None, {}):
-                for line in batch:
-                    writer.write_line(line)
+                writer.write_lines(batch)
             return
         function = self.function
         assert function is not None
