@@ -141,18 +141,22 @@ class PairBuffer(MapOutputBuffer):
         key: Any = None
         try:
             for raw in sorted(order):
-                values = pop(order[raw])
-                key = decode_json(raw) if encoded_keys else order[raw]
+                key = order[raw]
+                values = pop(key)
+                if encoded_keys:
+                    key = decode_json(raw)
                 taken += len(values)
                 bucket = out[crc32(raw) % n]
                 for out_key, out_value in combiner(key, iter(values)):
                     given += 1
-                    out_raw = raw if out_key is key else encode(out_key)
-                    if out_raw == raw:
-                        bucket.append(raw + TAB + encode(out_value))
-                    else:  # another key: it goes where that key belongs
+                    if out_key is not key and (out_raw := encode(out_key)) != raw:
+                        # another key: it goes where that key belongs
                         out[crc32(out_raw) % n].append(out_raw + TAB + encode(out_value))
                         moved = True
+                    elif type(out_value) is int:  # counts and sums: the common value
+                        bucket.append(b"%s\t%d" % (raw, out_value))
+                    else:
+                        bucket.append(raw + TAB + encode(out_value))
         except Exception as exc:
             raise RecordError(f"{self.combiner_name} raised {exc!r} on key {key!r}") from exc
         finally:

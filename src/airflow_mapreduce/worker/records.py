@@ -117,21 +117,37 @@ class Tally:
         self.count = 0
 
 
-def iter_stream_lines(
+def iter_stream_blocks(
     f: IO[bytes], block: int = READ_BLOCK, tally: Tally | None = None
-) -> Iterator[bytes]:
-    """Lines (without LF) of a stream, read in large blocks rather than line by line."""
+) -> Iterator[list[bytes]]:
+    """Lists of the lines (without LF) of a stream, one per `block` bytes read."""
     tail = b""
     while chunk := f.read(block):
         lines = (tail + chunk).split(b"\n")
         tail = lines.pop()
         if tally is not None:
             tally.count += len(lines)
-        yield from lines
+        yield lines
     if tail:
         if tally is not None:
             tally.count += 1
-        yield tail
+        yield [tail]
+
+
+def iter_stream_lines(
+    f: IO[bytes], block: int = READ_BLOCK, tally: Tally | None = None
+) -> Iterator[bytes]:
+    """Lines (without LF) of a stream, read in large blocks rather than line by line."""
+    for lines in iter_stream_blocks(f, block, tally):
+        yield from lines
+
+
+def iter_run_blocks(
+    files: FileSystems, uri: str, block: int = READ_BLOCK, tally: Tally | None = None
+) -> Iterator[list[bytes]]:
+    """Record lines of one sorted run written by a map task, as blocks of lines."""
+    with files.open_read(uri) as f:
+        yield from iter_stream_blocks(f, block, tally)
 
 
 def iter_run_lines(

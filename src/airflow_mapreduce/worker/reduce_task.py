@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import posixpath
 
 from airflow_mapreduce.plan.layout import RunLayout
@@ -13,8 +12,9 @@ from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
+from airflow_mapreduce.worker.merge import merge_blocks
 from airflow_mapreduce.worker.outputs import open_part, part_uri
-from airflow_mapreduce.worker.records import Tally, iter_run_lines, merge_read_block
+from airflow_mapreduce.worker.records import Tally, iter_run_blocks, merge_read_block
 from airflow_mapreduce.worker.steps import Step
 
 
@@ -58,8 +58,8 @@ def _run(
         uris = spec.inputs[partition]
         block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
         seen = Tally()
-        runs = [iter_run_lines(files, u, block, seen) for u in uris]
-        merged = heapq.merge(*runs, key=None if fmt.lines_sort_as_keys else fmt.order_of)
+        runs = [iter_run_blocks(files, u, block, seen) for u in uris]
+        merged = merge_blocks(runs, key=None if fmt.lines_sort_as_keys else fmt.order_of)
         # Into this attempt's folder; the commit step promotes it to the output.
         final = part_uri(spec.outputs[partition], formats)
         uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), posixpath.basename(final))

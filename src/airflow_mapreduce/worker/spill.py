@@ -15,7 +15,6 @@ pairs, kept as Python objects until they are spilled).
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import os
 import shutil
@@ -25,7 +24,8 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 from airflow_mapreduce.worker.keys import RecordFormat
-from airflow_mapreduce.worker.records import iter_stream_lines, merge_read_block
+from airflow_mapreduce.worker.merge import merge_blocks
+from airflow_mapreduce.worker.records import iter_stream_blocks, merge_read_block
 
 WRITE_LINES = 4096
 
@@ -69,19 +69,19 @@ class MapOutputBuffer(ABC):
                 yield partition, iter(lines)
                 continue
             block = merge_read_block(self.budget, len(runs))
-            streams: list[Iterable[bytes]] = [_read_run(path, block) for path in runs]
-            streams.append(lines)
+            streams: list[Iterable[list[bytes]]] = [_read_run(path, block) for path in runs]
+            streams.append([lines])
             del lines
             key = None if self.fmt.lines_sort_as_keys else self.fmt.order_of
-            yield partition, heapq.merge(*streams, key=key)
+            yield partition, merge_blocks(streams, key)
 
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _read_run(path: str, block: int) -> Iterator[bytes]:
+def _read_run(path: str, block: int) -> Iterator[list[bytes]]:
     with open(path, "rb", buffering=0) as f:
-        yield from iter_stream_lines(f, block)
+        yield from iter_stream_blocks(f, block)
 
 
 def write_lines(f: IO[bytes], lines: Iterable[bytes]) -> tuple[int, int]:
