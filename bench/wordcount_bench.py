@@ -179,6 +179,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/airflow-mapreduce-bench"))
     parser.add_argument("--only", help="run only the jobs whose label contains this text")
+    parser.add_argument(
+        "--sort-buffer", help="memory.sort_buffer of the jobs (e.g. 8MiB; default: the job default)"
+    )
     args = parser.parse_args()
 
     corpus = args.cache / "corpus"
@@ -192,9 +195,11 @@ def main() -> int:
     print(f"{'(a)  Counter, one process':36} {baseline_time:7.1f}s {1:5.2f}x "
           f"{baseline_cpu:7.1f}s {1:5.2f}x")  # fmt: skip
     failed = False
-    for label, job_yaml in JOBS.items():
+    memory = f"memory: {{sort_buffer: {args.sort_buffer}}}\n" if args.sort_buffer else ""
+    for label, job_text in JOBS.items():
         if args.only and args.only not in label:
             continue
+        job_yaml = job_text + memory
         output = args.cache / "out" / label.split()[0]
 
         def run(job_yaml: str = job_yaml, output: Path = output) -> None:
