@@ -52,6 +52,10 @@ class TaskFailedError(MapReduceError):
 class CommandFailedError(TaskFailedError):
     """A streaming command started but exited non-zero or did not read all its input."""
 
+    def __init__(self, message: str, role: str) -> None:
+        super().__init__(message)
+        self.role = role  # which step's command: mapper, combiner or reducer
+
 
 class RecordError(TaskFailedError):
     """A record could not be processed; names the split and record offset."""

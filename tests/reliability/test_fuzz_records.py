@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from airflow_mapreduce.plan.splits import group_splits, plan_splits
 from airflow_mapreduce.storage import FileSystems
-from airflow_mapreduce.worker.codec import Codec, join_record, split_record
-from airflow_mapreduce.worker.records import iter_run_lines, read_split, split_lines
+from airflow_mapreduce.worker.codec import Codec
+from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.records import iter_run_blocks, read_split, split_lines
+from airflow_mapreduce.worker.spill import write_lines
 
 # Lines: any bytes but LF (CR included, also at the end, so CRLF-vs-CR edge cases arise).
 LINE = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b""))
@@ -85,18 +87,21 @@ VALUE = st.binary(max_size=20).filter(lambda b: b"\n" not in b)
 @settings(database=None)  # nothing written into the repository
 @given(key=KEY, value=VALUE)
 def test_record_join_split_round_trip(key: bytes, value: bytes) -> None:
-    line = join_record(key, value)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert split_record(line[:-1]) == (key, value)
+    fmt = RecordFormat()
+    line = fmt.join(key, value)
+    assert b"\n" not in line
+    assert fmt.split(line) == (key, value)
 
 
 @settings(deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=st.lists(st.tuples(KEY, VALUE), max_size=50))
 def test_sorted_run_round_trip(tmp_path_factory: pytest.TempPathFactory, records) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.mktemp("run") / "part-00000"
-    path.write_bytes(b"".join(join_record(k, v) for k, v in sorted(records)))
-    lines = iter_run_lines(FileSystems(), f"file://{path}")
-    assert [split_record(line) for line in lines] == sorted(records)
+    fmt = RecordFormat()
+    with path.open("wb") as f:
+        assert write_lines(f, [fmt.join(k, v) for k, v in sorted(records)])[0] == len(records)
+    blocks = iter_run_blocks(FileSystems(), f"file://{path}", block=7)  # lines across blocks
+    assert [fmt.split(line) for block in blocks for line in block] == sorted(records)
 
 
 JSON = st.recursive(

@@ -361,3 +361,24 @@ def test_skip_mode_gives_up_on_a_command_that_fails_on_everything(run_job, tmp_p
     )
     with pytest.raises(TaskFailedError, match="skip mode gave up after 500 runs"):
         run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+
+
+def test_a_failing_combiner_command_fails_the_task_without_skip_mode(  # type: ignore[no-untyped-def]
+    run_job, tmp_path, capfd
+) -> None:
+    """Skip mode looks for input the mapper cannot take; a crashing combiner is not that."""
+    bad_record_input(tmp_path / "in")
+    spec = parse_job_text(
+        job(
+            """
+            mapper: {command: [cat]}
+            combiner: {command: ["false"]}
+            reducer: {command: [cat]}
+            bad_records: {max_count: 3}
+            """,
+            reducers=1,
+        )
+    )
+    with pytest.raises(TaskFailedError, match=r"combiner: command \['false'\] exited with code 1"):
+        run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    assert "skip mode" not in capfd.readouterr().err

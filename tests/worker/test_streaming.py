@@ -16,6 +16,7 @@ def run(script: str, data: bytes, counters: Counters | None = None) -> list[byte
         run_command(
             [PY, "-c", script],
             [data],
+            role="mapper",
             what="mapper on test",
             counters={} if counters is None else counters,
         )
@@ -57,7 +58,7 @@ def test_a_command_that_stops_reading_early_cannot_drop_records() -> None:
 
 def test_a_missing_command_says_it_must_exist() -> None:
     with pytest.raises(TaskFailedError, match=r"cannot start .* must exist"):
-        list(run_command(["/nonexistent/mapper"], [b""], what="mapper", counters={}))
+        list(run_command(["/nonexistent/mapper"], [b""], role="mapper", what="mapper", counters={}))
 
 
 def test_large_input_and_output_do_not_deadlock() -> None:
@@ -78,6 +79,11 @@ def test_commands_write_their_stdout_in_blocks_unless_the_job_asks_otherwise(
     )
     assert run(script, b"") == [b"unset False"]
     asked = run_command(
-        [PY, "-c", script], [b""], what="mapper", counters={}, env={"PYTHONUNBUFFERED": "x"}
+        [PY, "-c", script],
+        [b""],
+        role="mapper",
+        what="m",
+        counters={},
+        env={"PYTHONUNBUFFERED": "x"},
     )
     assert list(asked) == [b"x True"]

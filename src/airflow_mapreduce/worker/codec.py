@@ -10,16 +10,6 @@ from typing import Any, Literal
 encode_basestring = json.encoder.encode_basestring
 
 
-def split_record(line: bytes) -> tuple[bytes, bytes]:
-    """Hadoop Streaming: text before the first TAB is the key; no TAB: the line is the key."""
-    key, _, value = line.partition(b"\t")
-    return key, value
-
-
-def join_record(key: bytes, value: bytes) -> bytes:
-    return key + b"\t" + value + b"\n"
-
-
 class Codec:
     """How user values travel through the shuffle.
 
@@ -60,11 +50,6 @@ def decode_json(data: bytes) -> Any:
     if data.isdigit():
         return int(data)
     return json.loads(data.decode("utf-8", "surrogateescape"))
-
-
-def format_output(key: Any, value: Any) -> bytes:
-    """Final text output of Python callables: str as is, anything else as JSON."""
-    return join_record(_text(key), _text(value))
 
 
 def _text(obj: Any) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import posixpath
 import sys
 import uuid
-import zlib
 from collections.abc import Iterator
 
 from airflow_mapreduce.errors import CommandFailedError
@@ -26,11 +25,6 @@ from airflow_mapreduce.worker.steps import Step
 
 COUNTERS = "airflow-mapreduce"
 DEAD_LETTER_NAME = "bad-records.jsonl"
-
-
-def partition_of(key: bytes, num_partitions: int) -> int:
-    """Stable across processes and machines (never Python's salted hash())."""
-    return zlib.crc32(key) % num_partitions
 
 
 def new_attempt_id() -> str:
@@ -69,8 +63,8 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
         try:
             return _run(files, spec, attempt, info.counters, skip_mode=False)
         except CommandFailedError as exc:
-            if spec.job.mapper.command is None or not spec.job.dataplane.bad_records.enabled:
-                raise
+            if exc.role != "mapper" or not spec.job.dataplane.bad_records.enabled:
+                raise  # (a failing combiner is not the input's fault: no skip mode for it)
             # Hadoop's skip mode: run the command again on smaller and smaller parts of the
             # input to find the records it crashes on; they become bad records.
             print(

@@ -29,27 +29,12 @@ class PartWriter:
         self.records = 0
         self.bytes = 0
 
-    def write_line(self, line: bytes) -> None:
-        """A text record line (streaming output): key<separator>value."""
-        if self._json:
-            key, _, value = line.partition(self._separator)
-            line = _json_line(
-                key.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
-            )
-        self._add(line)
-
-    def write_pair(self, key: Any, value: Any) -> None:
-        """A Python callable's pair: str as is, anything else as JSON."""
-        if self._json:
-            self._add(_json_line(key, value))
-        else:
-            self._add(_text(key) + b"\t" + _text(value))
-
     def write_lines(self, lines: list[bytes]) -> None:
-        """Many text record lines at once (a streaming command's output)."""
+        """Text record lines key<separator>value (a streaming command's output)."""
         if self._json:
             for line in lines:
-                self.write_line(line)
+                key, _, value = line.partition(self._separator)
+                self._add(_json_line(_utf8_text(key), _utf8_text(value)))
             return
         self._batch += lines
         self.records += len(lines)
@@ -58,7 +43,7 @@ class PartWriter:
             self.flush()
 
     def write_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        """write_pair for many pairs, with the common str/int cases inline."""
+        """Python callables' pairs: str as is, anything else as JSON (str/int inline)."""
         if self._json:
             for key, value in pairs:
                 self._add(_json_line(key, value))
@@ -97,6 +82,10 @@ class PartWriter:
             self.bytes += self._size
             self._batch.clear()
             self._size = 0
+
+
+def _utf8_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _json_line(key: Any, value: Any) -> bytes:

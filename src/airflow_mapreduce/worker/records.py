@@ -134,25 +134,9 @@ def iter_stream_blocks(
         yield [tail]
 
 
-def iter_stream_lines(
-    f: IO[bytes], block: int = READ_BLOCK, tally: Tally | None = None
-) -> Iterator[bytes]:
-    """Lines (without LF) of a stream, read in large blocks rather than line by line."""
-    for lines in iter_stream_blocks(f, block, tally):
-        yield from lines
-
-
 def iter_run_blocks(
     files: FileSystems, uri: str, block: int = READ_BLOCK, tally: Tally | None = None
 ) -> Iterator[list[bytes]]:
     """Record lines of one sorted run written by a map task, as blocks of lines."""
     with files.open_read(uri) as f:
         yield from iter_stream_blocks(f, block, tally)
-
-
-def iter_run_lines(
-    files: FileSystems, uri: str, block: int = READ_BLOCK, tally: Tally | None = None
-) -> Iterator[bytes]:
-    """Record lines of one sorted run written by a map task."""
-    with files.open_read(uri) as f:
-        yield from iter_stream_lines(f, block, tally)

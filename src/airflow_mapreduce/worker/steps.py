@@ -29,7 +29,6 @@ from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import as_streaming_input, split_lines
 from airflow_mapreduce.worker.streaming import run_command, run_command_batches
 
-FEED_CHUNK = 1 << 16
 BATCH_RECORDS = 1 << 16
 
 
@@ -88,8 +87,7 @@ class Step:
             return
         pairs = self._map_pairs(blocks, split, dead, jsonlines)
         if isinstance(sink, PartWriter):
-            for key, value in pairs:
-                sink.write_pair(key, value)
+            sink.write_pairs(pairs)
         elif isinstance(sink, PairBuffer):  # all-Python job: pairs stay objects until spilled
             sink.add_pairs(pairs)
         else:  # a command takes part downstream: records become text lines now
@@ -177,6 +175,7 @@ class Step:
         return run_command_batches(
             self.spec.command,
             chunks,
+            role=self.role,
             what=what,
             counters=self.counters,
             env={**self.env, **env},
@@ -189,7 +188,8 @@ class Step:
             return list(
                 run_command(
                     self.spec.command,
-                    _joined_slices(lines),
+                    _batched(lines),
+                    role=self.role,
                     what=self.role,
                     counters=self.counters,
                     env=self.env,
@@ -316,17 +316,7 @@ def _records(
     """(offset, line) of each record of a block a streaming mapper is to see."""
     if not jsonlines:
         return list(split_lines(block, start))
-    good = []
-    for offset, line in split_lines(block, start):
-        if not line.strip():
-            continue
-        try:
-            json.loads(line)
-        except ValueError as exc:
-            dead.add(split, offset, line, f"input is not valid JSON ({exc})")
-            continue
-        good.append((offset, line))
-    return good
+    return [(offset, line) for offset, line, _ in _json_items(block, start, split, dead)]
 
 
 def _text_lines(block: bytes) -> list[str]:
@@ -365,12 +355,6 @@ def _json_items(
 def _drop_bad_json(block: bytes, start: int, split: InputSplit, dead: DeadLetters) -> bytes:
     """JSON-lines input for a streaming mapper: lines it cannot take never reach it."""
     return b"\n".join([line for _, line in _records(block, start, split, dead, True)] + [b""])
-
-
-def _joined_slices(lines: list[bytes], size: int = 4096) -> Iterator[bytes]:
-    """A list's lines as LF-terminated chunks of `size` lines, joined in C."""
-    for first in range(0, len(lines), size):
-        yield b"\n".join(lines[first : first + size]) + b"\n"
 
 
 def _batched(lines: Iterable[bytes], size: int = 4096) -> Iterator[bytes]:

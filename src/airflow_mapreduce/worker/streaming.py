@@ -27,12 +27,14 @@ def run_command(
     argv: list[str],
     chunks: Iterable[bytes],
     *,
+    role: str,
     what: str,
     counters: Counters,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[bytes]:
     """Feed `chunks` to the command's stdin (in a thread) and yield its stdout lines."""
-    for lines in run_command_batches(argv, chunks, what=what, counters=counters, env=env):
+    batches = run_command_batches(argv, chunks, role=role, what=what, counters=counters, env=env)
+    for lines in batches:
         yield from lines
 
 
@@ -40,6 +42,7 @@ def run_command_batches(
     argv: list[str],
     chunks: Iterable[bytes],
     *,
+    role: str,
     what: str,
     counters: Counters,
     env: Mapping[str, str] | None = None,
@@ -88,12 +91,14 @@ def run_command_batches(
     if returncode != 0:
         quoted = "\n".join(f"    {line}" for line in stderr_tail) or "    (no stderr output)"
         raise CommandFailedError(
-            f"{what}: command {argv} exited with code {returncode}; last stderr lines:\n{quoted}"
+            f"{what}: command {argv} exited with code {returncode}; last stderr lines:\n{quoted}",
+            role,
         )
     if feeder.broken_pipe:
         raise CommandFailedError(
             f"{what}: command {argv} exited (code 0) before reading all of its input; records "
-            "would be lost. A streaming command must read stdin to the end."
+            "would be lost. A streaming command must read stdin to the end.",
+            role,
         )
 
 
