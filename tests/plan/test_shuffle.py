@@ -8,8 +8,10 @@ import pytest
 
 from airflow_mapreduce.errors import ShuffleError
 from airflow_mapreduce.plan.layout import RunLayout
+from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import partition_groups, shuffle_run
+from airflow_mapreduce.plan.tasks import ReduceTaskSpec
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.run import run_task
@@ -73,3 +75,26 @@ def test_partition_groups_are_contiguous_and_complete(partitions: int, tasks: in
     assert len(groups) == min(partitions, tasks)
     assert [p for g in groups for p in g] == list(range(partitions))
     assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+def test_task_specs_name_every_place_their_task_touches(planned, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What decides whether a worker gets storage credentials (airflow/connections.py)."""
+    files, plan_uri, _ = planned
+    [reduce_uri, *_] = shuffle_run(files, plan_uri, max_reduce_tasks=2)
+    reduce_spec = read_task_spec(files, reduce_uri)
+    assert isinstance(reduce_spec, ReduceTaskSpec)
+    touched = reduce_spec.storage_uris()
+    assert {u for runs in reduce_spec.inputs.values() for u in runs} < set(touched)
+    assert set(reduce_spec.outputs.values()) < set(touched) and reduce_spec.task_dir in touched
+    # Map-only, writing to other storage than its work area (e.g. S3): the output counts.
+    map_only = parse_job_text(
+        "dag_id: mo\ninput: {uri: x}\nmapper: {command: [cat]}\nreducers: 0\noutput: x\n"
+    )
+    target = RunTarget(
+        "mo", "r", f"file://{tmp_path}/in", "memory://mo/out", f"file://{tmp_path}/w", 0, 2
+    )
+    _, [map_uri, *_] = plan_run(files, map_only, target)
+    map_spec = read_task_spec(files, map_uri)
+    assert [u for u in map_spec.storage_uris() if u.startswith("memory://")] == [
+        map_spec.output_uri
+    ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from tests.wordcount import output_counts
 
 from airflow_mapreduce.errors import RecordError, TaskFailedError
 from airflow_mapreduce.plan.tasks import TaskManifest
@@ -153,12 +154,7 @@ def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path,
     steps = RISKY.replace("risky_mapper", mapper) + "    bad_records: {max_count: 3}\n"
     spec = parse_job_text(job(steps, reducers=2))
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    counts = collections.Counter()
-    for data in parts(tmp_path / "out").values():
-        for line in data.decode().splitlines():
-            word, count = line.split("\t")
-            counts[word] = int(count)
-    assert counts == good
+    assert output_counts(tmp_path / "out") == good
     assert manifest.counters["airflow-mapreduce"]["bad_records"] == 3
     if mapper == "risky_mapper":
         assert manifest.counters["Probe"]["words"] == sum(good.values())
@@ -269,13 +265,7 @@ def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind) -> N
         """).replace("split_size: 64KiB", "split_size: 2MiB")
     )
     manifest = run_job(spec, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
-    counts: collections.Counter[str] = collections.Counter()
-    for data in parts(tmp_path / "out").values():
-        for line in data.decode().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts
-            counts[word] = int(count)
-    assert counts == word_corpus.counts
+    assert output_counts(tmp_path / "out") == word_corpus.counts
     ours = manifest.counters["airflow-mapreduce"]
     assert ours["spills"] > 3
     assert ours["combine_output_records"] < ours["combine_input_records"]
@@ -333,12 +323,7 @@ def test_skip_mode_finds_the_lines_a_streaming_mapper_crashes_on(run_job, tmp_pa
         )
     )
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    counts: collections.Counter[str] = collections.Counter()
-    for data in parts(tmp_path / "out").values():
-        for line in data.decode().splitlines():
-            word, count = line.split("\t")
-            counts[word] += int(count)
-    assert counts == good
+    assert output_counts(tmp_path / "out") == good
     ours = manifest.counters["airflow-mapreduce"]
     assert ours["bad_records"] == 3 and ours["map_input_records"] == 3000
     dead = [

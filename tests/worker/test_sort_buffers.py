@@ -94,6 +94,7 @@ def test_line_buffer_runs_the_combiner_on_each_sorted_spill() -> None:
     for first in range(0, len(lines), 1000):
         buffer.add_lines(lines[first : first + 1000])
     parts = drained(buffer)
+    assert buffer.spills > 1 and len(seen) > 2
     assert all(batch == sorted(batch) for batch in seen)
     total: collections.Counter[bytes] = collections.Counter()
     for line in (line for ls in parts.values() for line in ls):
@@ -144,6 +145,7 @@ def test_pair_buffer_combiner_sees_python_objects_and_may_change_keys() -> None:
     buffer = PairBuffer(RecordFormat(num_partitions=4, lines_sort_as_keys=True), SMALL, combiner)
     buffer.add_pairs((w, 1) for w in words)
     parts = drained(buffer)
+    assert buffer.spills > 1
     assert all(isinstance(w, str) and set(v) == {1} for w, v in calls)
     total: collections.Counter[str] = collections.Counter()
     for line in (line for ls in parts.values() for line in ls):

@@ -20,21 +20,27 @@ from airflow_mapreduce.spec.models import JobSpec, KubernetesSpec
 WORKDIR_TMP = "/tmp"  # writable scratch for spills under a read-only root filesystem
 
 
-def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir: str | None) -> Any:
-    """One mapped task per task spec URI, on the job's backend."""
+def task_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
+    """What every map/reduce task of the job gets: retries, pool and priority."""
     common: dict[str, Any] = {
         "task_id": task_id,
         "retries": job.retries,
         "retry_delay": timedelta(seconds=job.retry_delay_seconds),
         "retry_exponential_backoff": True,
+        "priority_weight": job.priority_weight,
     }
+    if job.pool is not None:  # else Airflow's default pool
+        common["pool"] = job.pool
+    return common
+
+
+def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir: str | None) -> Any:
+    """One mapped task per task spec URI, on the job's backend."""
+    common = task_arguments(job, task_id)
     if job.max_parallel_tasks is not None:
         common["max_active_tis_per_dagrun"] = job.max_parallel_tasks
     if job.task_timeout_seconds is not None:
         common["execution_timeout"] = timedelta(seconds=job.task_timeout_seconds)
-    if job.pool is not None:
-        common["pool"] = job.pool
-    common["priority_weight"] = job.priority_weight
     if job.backend in ("kubernetes", "kubernetes_job"):  # kubernetes_job: reduces stay pods
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 

@@ -4,9 +4,13 @@ XCom or logs."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 from fsspec import AbstractFileSystem
 
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.queue.pool import job_dir_env
+from airflow_mapreduce.storage import FileSystems, protocol_of
 
 S3_PROTOCOLS = ("s3", "s3a")
 
@@ -26,6 +30,15 @@ def airflow_filesystems(aws_conn_id: str) -> FileSystems:
         return built[0]
 
     return FileSystems(factories={p: s3 for p in S3_PROTOCOLS})
+
+
+def worker_env(aws_conn_id: str, uris: Iterable[str], job_dir: str | None) -> dict[str, str]:
+    """The environment of a local worker subprocess touching `uris`: this process's, the
+    job folder on PYTHONPATH, and the connection's credentials only if some URI is on S3."""
+    env = job_dir_env(dict(os.environ), job_dir)
+    if any(protocol_of(uri) in S3_PROTOCOLS for uri in uris):
+        env.update(worker_storage_env(aws_conn_id))
+    return env
 
 
 def worker_storage_env(aws_conn_id: str) -> dict[str, str]:

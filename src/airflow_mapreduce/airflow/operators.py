@@ -6,25 +6,22 @@ so parsing a DAG touches no storage. XCom carries URIs and counts, never data.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context
-from pydantic import TypeAdapter
 
-from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_storage_env
+from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
 from airflow_mapreduce.errors import PlanError, TaskFailedError
 from airflow_mapreduce.plan.commit import commit_run
-from airflow_mapreduce.plan.manifests import read_plan
+from airflow_mapreduce.plan.manifests import read_plan, read_task_spec
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
-from airflow_mapreduce.plan.tasks import MapTaskSpec, TaskSpec
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.validators import check_uri
-from airflow_mapreduce.storage import FileSystems, protocol_of
+from airflow_mapreduce.storage import FileSystems
 
 WORKER_MODULE = "airflow_mapreduce.worker"
 
@@ -162,9 +159,6 @@ class MapReduceCommitOperator(_PlanFollowerOperator):
         return f"{manifest.output_uri.rstrip('/')}/_manifest.json"
 
 
-_TASK_SPEC: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
-
-
 class LocalWorkerOperator(BaseOperator):
     """Run the worker command on one task spec as a subprocess; its output goes to the log.
 
@@ -192,16 +186,11 @@ class LocalWorkerOperator(BaseOperator):
 
         from airflow_mapreduce.airflow.labels import LABEL_CONTEXT_KEY, task_label
 
-        files = airflow_filesystems(self.aws_conn_id)
-        spec = _TASK_SPEC.validate_json(files.read_bytes(self.task_spec_uri))
+        spec = read_task_spec(airflow_filesystems(self.aws_conn_id), self.task_spec_uri)
         cast(dict[str, Any], context)[LABEL_CONTEXT_KEY] = task_label(spec)  # map_index_template
 
-        env = dict(os.environ)
-        if self.job_dir:
-            # Python callables import from the job's folder, as from an image's workdir.
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.job_dir, env.get("PYTHONPATH")]))
-        if "s3" in self._protocols(spec):
-            env.update(worker_storage_env(self.aws_conn_id))
+        uris = [self.task_spec_uri, *spec.storage_uris()]
+        env = worker_env(self.aws_conn_id, uris, self.job_dir)
         self._hook = SubprocessHook()
         result = self._hook.run_command(
             [*worker_command(sys.executable), self.task_spec_uri], env=env, cwd=self.job_dir
@@ -221,15 +210,6 @@ class LocalWorkerOperator(BaseOperator):
         hook = getattr(self, "_hook", None)
         if hook is not None and hook.sub_process is not None and hook.sub_process.poll() is None:
             hook.send_sigterm()
-
-    def _protocols(self, spec: TaskSpec) -> set[str]:
-        """Storage the worker will touch: it gets the connection's credentials only if S3."""
-        uris = [self.task_spec_uri]
-        if isinstance(spec, MapTaskSpec):
-            uris += [s.uri for s in spec.splits] + [spec.output_uri or spec.task_dir]
-        else:
-            uris += [u for runs in spec.inputs.values() for u in runs] + list(spec.outputs.values())
-        return {protocol_of(u) for u in uris}
 
 
 def _as_int(value: int | str, field: str) -> int:

@@ -13,10 +13,8 @@ is, only once every map task is committed.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -129,15 +127,19 @@ class MapReduceQueuePoolOperator(BaseOperator):
         self.job_dir = job_dir
 
     def execute(self, context: Context) -> None:
-        from airflow_mapreduce.airflow.connections import worker_storage_env
+        from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
+        from airflow_mapreduce.plan.manifests import read_task_spec
         from airflow_mapreduce.queue.pool import LocalWorkerPool
 
         run = _QueueRun(self, self.queue_spec, context)
         try:
             run.enqueue(self.spec_uris)
-            env = dict(os.environ)
-            if self.spec_uris and _uses_s3(self.aws_conn_id, self.spec_uris[0]):
-                env.update(worker_storage_env(self.aws_conn_id))
+            # All map tasks of a run share their storage: the first one's says what it is.
+            uris = list(self.spec_uris[:1])
+            if uris:
+                files = airflow_filesystems(self.aws_conn_id)
+                uris += read_task_spec(files, uris[0]).storage_uris()
+            env = worker_env(self.aws_conn_id, uris, None)  # the pool adds the job folder
             pool = LocalWorkerPool(
                 run.url, run.name, self.queue_spec.workers, cwd=self.job_dir, env=env
             ).start()
@@ -148,19 +150,6 @@ class MapReduceQueuePoolOperator(BaseOperator):
                 pool.stop(grace=30)  # finished workers exit by themselves within ~1 s
         finally:
             run.clean_up()
-
-
-def _uses_s3(aws_conn_id: str, spec_uri: str) -> bool:
-    """Whether workers need S3 credentials: the first task's spec, splits or output are
-    on S3 (all map tasks of a run share their storage)."""
-    from airflow_mapreduce.airflow.connections import S3_PROTOCOLS, airflow_filesystems
-    from airflow_mapreduce.plan.tasks import MapTaskSpec
-    from airflow_mapreduce.storage import protocol_of
-
-    files = airflow_filesystems(aws_conn_id)
-    spec = MapTaskSpec.model_validate_json(files.read_bytes(spec_uri))
-    uris = [spec_uri, spec.task_dir, *(s.uri for s in spec.splits)]
-    return any(protocol_of(u) in S3_PROTOCOLS for u in uris)
 
 
 def _job_operator_class() -> type[Any]:
@@ -240,14 +229,9 @@ def add_queue_map_task(
     job: JobSpec, spec_uris: Any, job_dir: str | None, task_id: str = "run_map_queue"
 ) -> BaseOperator:
     """The map phase of a work-queue backend: one task instead of a mapped one."""
-    common: dict[str, Any] = {
-        "task_id": task_id,
-        "spec_uris": spec_uris,
-        "queue_spec": job.queue,
-        "retries": job.retries,
-        "retry_delay": timedelta(seconds=job.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-    }
+    from airflow_mapreduce.airflow.backends import task_arguments
+
+    common = {**task_arguments(job, task_id), "spec_uris": spec_uris, "queue_spec": job.queue}
     if job.backend == "kubernetes_job":
         operator: BaseOperator = _job_operator_class()(**common, **queue_job_arguments(job))
         return operator

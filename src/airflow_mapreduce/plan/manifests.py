@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from airflow_mapreduce.errors import MapReduceError
+from airflow_mapreduce.errors import MapReduceError, TaskFailedError
 from airflow_mapreduce.plan.layout import RunLayout
-from airflow_mapreduce.plan.tasks import RunPlan, TaskManifest
+from airflow_mapreduce.plan.tasks import RunPlan, TaskManifest, TaskSpec
 from airflow_mapreduce.storage import FileSystems, MissingObjectError
 
 
 def read_plan(files: FileSystems, plan_uri: str) -> RunPlan:
     return RunPlan.model_validate_json(files.read_bytes(plan_uri))
+
+
+_TASK_SPEC: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
+
+
+def read_task_spec(files: FileSystems, spec_uri: str) -> TaskSpec:
+    try:
+        return _TASK_SPEC.validate_json(files.read_bytes(spec_uri))
+    except ValidationError as exc:
+        raise TaskFailedError(
+            f"task spec {spec_uri} is malformed: {exc}; it was written by a different "
+            "airflow-mapreduce version? Use the same version in Airflow and the worker image."
+        ) from None
 
 
 def read_task_manifests(

@@ -70,6 +70,10 @@ class MapTaskSpec(Model):
     manifest_uri: str
     output_uri: str | None = Field(default=None, description="Map-only jobs write here.")
 
+    def storage_uris(self) -> list[str]:
+        """Every place the task reads or writes (which storage it needs credentials for)."""
+        return [*(s.uri for s in self.splits), self.task_dir, *filter(None, [self.output_uri])]
+
 
 class ReduceTaskSpec(Model):
     kind: Literal["reduce"] = "reduce"
@@ -81,6 +85,11 @@ class ReduceTaskSpec(Model):
     outputs: dict[int, str] = Field(description="partition -> part-NNNNN URI")
     task_dir: str
     manifest_uri: str
+
+    def storage_uris(self) -> list[str]:
+        """Every place the task reads or writes (which storage it needs credentials for)."""
+        runs = [uri for uris in self.inputs.values() for uri in uris]
+        return [*runs, *self.outputs.values(), self.task_dir]
 
 
 TaskSpec = Annotated[MapTaskSpec | ReduceTaskSpec, Field(discriminator="kind")]

@@ -13,6 +13,14 @@ from pathlib import Path
 from airflow_mapreduce.queue.base import QUEUE_URL_ENV, QueueError
 
 
+def job_dir_env(env: dict[str, str], job_dir: str | None) -> dict[str, str]:
+    """`env` with the job's folder first on PYTHONPATH: Python callables import from it,
+    as from an image's workdir."""
+    if job_dir:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [job_dir, env.get("PYTHONPATH")]))
+    return env
+
+
 class LocalWorkerPool:
     def __init__(
         self,
@@ -33,9 +41,7 @@ class LocalWorkerPool:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> LocalWorkerPool:
-        env = {**self.env, QUEUE_URL_ENV: self.queue_url}
-        if self.cwd:  # Python callables import from the job's folder, as from an image's workdir
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.cwd, env.get("PYTHONPATH")]))
+        env = job_dir_env({**self.env, QUEUE_URL_ENV: self.queue_url}, self.cwd)
         for index in range(self.workers):
             log = (
                 open(Path(self.log_dir) / f"worker-{index}.log", "wb")  # noqa: SIM115
