@@ -139,6 +139,31 @@ def test_commit_removes_intermediate_unless_kept(store, keep) -> None:  # type: 
     assert commit_run(files, plan_uri).files == commit_run(files, plan_uri).files
 
 
+def test_a_commit_retried_after_a_partial_cleanup_finishes(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The cleanup deletes plan.json last; a commit killed before that retries cleanly."""
+    files, input_uri, root = store
+    plan_uri, map_specs = planned(files, input_uri, root)
+    for uri in map_specs:
+        run_task(uri, files)
+    for uri in shuffle_run(files, plan_uri, 2):
+        run_task(uri, files)
+    real_remove = files.remove
+
+    def dies_at_the_plan(uri: str, recursive: bool = False) -> None:
+        if uri == plan_uri:
+            raise KeyboardInterrupt("killed before plan.json went")
+        real_remove(uri, recursive=recursive)
+
+    monkeypatch.setattr(files, "remove", dies_at_the_plan)
+    with pytest.raises(KeyboardInterrupt):
+        commit_run(files, plan_uri)
+    monkeypatch.setattr(files, "remove", real_remove)
+    assert files.exists(plan_uri)  # everything else of the work area is gone
+    retried = commit_run(files, plan_uri)
+    assert sorted(p.partition for p in retried.files) == [0, 1]
+    assert not files.exists(plan_uri)
+
+
 def test_failed_run_keeps_intermediate_until_the_janitor_removes_it(
     tmp_path: Path, small_corpus, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -52,15 +52,16 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         raise
     layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
     output = OutputLayout(plan.output_uri)
+    if committed := _committed_manifest(files, plan, output):
+        # A retried commit whose first try got as far as _SUCCESS: only cleanup is left
+        # (before anything else is read: a partial cleanup may have removed it).
+        _clean_up_after_success(files, plan)
+        return committed
     if plan.job.num_partitions == 0:
         phase, num_tasks = "map", plan.num_map_tasks
     else:
         shuffle = ShufflePlan.model_validate_json(files.read_bytes(layout.shuffle_uri))
         phase, num_tasks = "reduce", shuffle.num_reduce_tasks
-    if committed := _committed_manifest(files, plan, output):
-        # A retried commit whose first try got as far as _SUCCESS: only cleanup is left.
-        _clean_up_after_success(files, plan)
-        return committed
     manifests = read_task_manifests(files, plan, phase, num_tasks, CommitError)
     map_manifests = (
         manifests
