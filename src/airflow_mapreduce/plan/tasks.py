@@ -35,15 +35,7 @@ class JobRuntime(Model):
             reducer=job.reducer,
             num_partitions=num_partitions,
             codec="json" if all(s.kind == "callable" for s in steps) else "raw",
-            dataplane=DataPlane(
-                streaming=job.streaming,
-                partitioner=job.partitioner,
-                comparator=job.comparator,
-                memory=job.memory,
-                formats=job.formats,
-                bad_records=job.bad_records,
-                hooks=job.hooks,
-            ),
+            dataplane=DataPlane.model_validate(job, from_attributes=True),
         )
 
 

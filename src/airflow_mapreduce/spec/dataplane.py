@@ -158,8 +158,9 @@ class HookSettings(Model):
         return value
 
 
-class DataPlane(Model):
-    """The data-plane settings of a job, as the worker receives them."""
+class DataPlaneSettings(Model):
+    """The data-plane fields, declared once: a job's YAML has them at its top level
+    (JobSpec) and the worker receives them in each task spec (DataPlane)."""
 
     streaming: StreamingSettings = Field(default_factory=StreamingSettings)
     partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
@@ -170,10 +171,14 @@ class DataPlane(Model):
     hooks: HookSettings = Field(default_factory=HookSettings)
 
     @model_validator(mode="after")
-    def _partition_within_key(self) -> DataPlane:
+    def _fields_within_key(self) -> DataPlaneSettings:
         check_partition_fields(self.streaming, self.partitioner)
         check_comparator_fields(self.streaming, self.comparator)
         return self
+
+
+class DataPlane(DataPlaneSettings):
+    """The data-plane settings of a job, as the worker receives them."""
 
 
 def check_partition_fields(streaming: StreamingSettings, partitioner: PartitionerSettings) -> None:

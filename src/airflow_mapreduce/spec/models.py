@@ -16,17 +16,7 @@ from pydantic import (
 )
 
 from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.dataplane import (
-    BadRecordSettings,
-    ComparatorSettings,
-    FormatSettings,
-    HookSettings,
-    MemorySettings,
-    PartitionerSettings,
-    StreamingSettings,
-    check_comparator_fields,
-    check_partition_fields,
-)
+from airflow_mapreduce.spec.dataplane import DataPlaneSettings
 from airflow_mapreduce.spec.kubernetes import (
     Quantity,
     ResourcesSpec,
@@ -216,7 +206,7 @@ class KubernetesSpec(Model):
         return self
 
 
-class JobSpec(Model):
+class JobSpec(DataPlaneSettings):
     """One MapReduce job, as written in a YAML file under dags/."""
 
     dag_id: str = Field(pattern=DAG_ID_PATTERN, max_length=200)
@@ -280,19 +270,11 @@ class JobSpec(Model):
         "stopped, and retries apply (Airflow's execution_timeout).",
     )
 
-    # Data-plane settings (streaming contract, partitioning, memory, formats, bad records).
-    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
-    partitioner: PartitionerSettings = Field(default_factory=PartitionerSettings)
-    comparator: ComparatorSettings = Field(default_factory=ComparatorSettings)
-    memory: MemorySettings = Field(default_factory=MemorySettings)
-    formats: FormatSettings = Field(default_factory=FormatSettings)
-    bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
-    hooks: HookSettings = Field(default_factory=HookSettings)
+    # Data-plane settings (streaming, partitioner, comparator, memory, formats, bad_records,
+    # hooks) and their checks come from DataPlaneSettings.
 
     @model_validator(mode="after")
     def _dataplane_consistent(self) -> JobSpec:
-        check_partition_fields(self.streaming, self.partitioner)
-        check_comparator_fields(self.streaming, self.comparator)
         steps = [s for s in (self.mapper, self.combiner, self.reducer) if s is not None]
         if self.partitioner.key_fields is not None and all(s.callable for s in steps):
             raise ValueError(
