@@ -111,14 +111,17 @@ def _parse_document(text: str, source: str) -> _Document:
     ]
     if problems:
         raise JobSpecError(source, problems)
+    loader = _JobLoader(text)  # a SafeLoader subclass; builds data from the composed nodes
     try:
-        data = yaml.load(text, Loader=_JobLoader)  # a SafeLoader subclass
+        data = loader.construct_document(root)
     except yaml.YAMLError as exc:  # e.g. tags that would construct objects
         raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
     except ValueError as exc:  # an explicitly tagged value PyYAML cannot build
         raise JobSpecError(
             source, [f"{source}:1:1: not valid YAML: {exc}; remove the explicit !! tag"]
         ) from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         found = type(data).__name__
         raise JobSpecError(
