@@ -41,7 +41,7 @@ def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir:
         common["max_active_tis_per_dagrun"] = job.max_parallel_tasks
     if job.task_timeout_seconds is not None:
         common["execution_timeout"] = timedelta(seconds=job.task_timeout_seconds)
-    if job.backend in ("kubernetes", "kubernetes_job"):  # kubernetes_job: reduces stay pods
+    if job.uses_pods:  # kubernetes_job: reduces stay pods
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
         return KubernetesPodOperator.partial(

@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Param
 from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks
 from airflow_mapreduce.errors import InvalidJobFilesError
 from airflow_mapreduce.spec.folder import job_files, load_jobs
-from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.models import JobSpec, as_utc_datetime
 from airflow_mapreduce.spec.validators import URI_PATTERN
 
 INVALID_JOBS_DAG_ID = "airflow_mapreduce_invalid_jobs"
@@ -104,11 +104,7 @@ def _default_args(job: JobSpec) -> dict[str, Any]:
 
 
 def _utc(value: dt.date | dt.datetime | None) -> pendulum.DateTime | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return pendulum.instance(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
-    return pendulum.datetime(value.year, value.month, value.day, tz="UTC")
+    return None if value is None else pendulum.instance(as_utc_datetime(value))
 
 
 def load_yaml_dags(folder: str | Path, namespace: MutableMapping[str, Any]) -> list[DAG]:

@@ -102,7 +102,7 @@ class MapReducePlanOperator(BaseOperator):
     def _max_map_tasks(self) -> int:
         requested = _as_int(self.max_map_tasks, "parallelism")
         # Work-queue backends run every map in one Airflow task: no max_map_length cap.
-        if self.job.backend in ("kubernetes_job", "local_pool"):
+        if self.job.uses_queue:
             return requested
         return min(requested, airflow_max_map_length())
 

@@ -26,7 +26,6 @@ from airflow_mapreduce.queue.progress import wait_until_finished
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.queue import QueueSpec
 
-QUEUE_BACKENDS = ("kubernetes_job", "local_pool")
 JOB_STATUS_INTERVAL_SECONDS = 10.0
 
 

@@ -13,7 +13,7 @@ from airflow_mapreduce.airflow.operators import (
     MapReducePlanOperator,
     MapReduceShuffleOperator,
 )
-from airflow_mapreduce.airflow.queue_backend import QUEUE_BACKENDS, add_queue_map_task
+from airflow_mapreduce.airflow.queue_backend import add_queue_map_task
 from airflow_mapreduce.spec.models import JobSpec
 
 
@@ -49,7 +49,7 @@ def add_mapreduce_tasks(
     )
     plan_uri = XComArg(plan, key="plan_uri")
     follower: dict[str, Any] = {"plan_uri": plan_uri, "aws_conn_id": job.storage.aws_conn_id}
-    if job.backend in QUEUE_BACKENDS:  # work-queue mode: one task runs every map
+    if job.uses_queue:  # work-queue mode: one task runs every map
         maps = add_queue_map_task(job, plan.output, job_dir)
     else:
         maps = expand_worker_tasks(job, "map", plan.output, job_dir)

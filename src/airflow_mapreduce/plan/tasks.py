@@ -28,13 +28,12 @@ class JobRuntime(Model):
 
     @classmethod
     def from_job(cls, job: JobSpec, num_partitions: int) -> JobRuntime:
-        steps = [s for s in (job.mapper, job.combiner, job.reducer) if s is not None]
         return cls(
             mapper=job.mapper,
             combiner=job.combiner,
             reducer=job.reducer,
             num_partitions=num_partitions,
-            codec="json" if all(s.kind == "callable" for s in steps) else "raw",
+            codec="json" if job.only_callables else "raw",
             dataplane=DataPlane.model_validate(job, from_attributes=True),
         )
 

@@ -58,7 +58,6 @@ def pull(
     handle: Callable[[str], object],
     *,
     wait: float = 1.0,
-    max_items: int | None = None,
 ) -> PullStats:
     """Run items until the queue is finished (every item done or dead-lettered).
 
@@ -66,7 +65,7 @@ def pull(
     comes back and a waiting worker takes it.
     """
     stats = PullStats()
-    while max_items is None or stats.done + stats.failed < max_items:
+    while True:
         deliveries = queue.take(1, wait=wait)
         if not deliveries:
             progress = queue.progress()
@@ -123,6 +122,7 @@ def run_pull_worker(name: str) -> int:
     finally:
         queue.close()
     log.info(
-        "queue %s finished: %d task(s) run, %d failed attempt(s)", name, stats.done, stats.failed
-    )
+        "queue %s finished: %d task(s) run, %d failed attempt(s), %d late ack(s)",
+        name, stats.done, stats.failed, stats.stale_acks,
+    )  # fmt: skip
     return 0

@@ -275,13 +275,12 @@ class JobSpec(DataPlaneSettings):
 
     @model_validator(mode="after")
     def _dataplane_consistent(self) -> JobSpec:
-        steps = [s for s in (self.mapper, self.combiner, self.reducer) if s is not None]
-        if self.partitioner.key_fields is not None and all(s.callable for s in steps):
+        if self.partitioner.key_fields is not None and self.only_callables:
             raise ValueError(
                 "partitioner.key_fields splits text keys of streaming commands; with only "
                 "Python callables, keys are JSON values: partition on a key of its own instead"
             )
-        if self.comparator.keys and all(s.callable for s in steps):
+        if self.comparator.keys and self.only_callables:
             raise ValueError(
                 "comparator.keys orders text keys of streaming commands; with only Python "
                 "callables, keys are JSON values sorted by their encoding: make the key sort "
@@ -327,7 +326,7 @@ class JobSpec(DataPlaneSettings):
         if (
             self.start_date
             and self.end_date
-            and _as_datetime(self.end_date) < _as_datetime(self.start_date)
+            and as_utc_datetime(self.end_date) < as_utc_datetime(self.start_date)
         ):
             raise FieldError(
                 "end_date",
@@ -357,8 +356,25 @@ class JobSpec(DataPlaneSettings):
     def map_only(self) -> bool:
         return self.reducers == 0
 
+    @property
+    def only_callables(self) -> bool:
+        """Every step is a Python callable: records keep their types (the JSON codec)."""
+        steps = (self.mapper, self.combiner, self.reducer)
+        return all(s.callable for s in steps if s is not None)
 
-def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
+    @property
+    def uses_queue(self) -> bool:
+        """Map tasks are pulled from a work queue (one Airflow task runs the map phase)."""
+        return self.backend in ("kubernetes_job", "local_pool")
+
+    @property
+    def uses_pods(self) -> bool:
+        """Map/reduce tasks run as Kubernetes pods (kubernetes_job's reduces too)."""
+        return self.backend in ("kubernetes", "kubernetes_job")
+
+
+def as_utc_datetime(value: dt.date | dt.datetime) -> dt.datetime:
+    """A YAML date or datetime as an aware datetime: naive ones and dates mean UTC."""
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
