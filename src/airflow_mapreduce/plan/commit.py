@@ -73,6 +73,9 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         for map_manifest in map_manifests:
             add_counters(counters, map_manifest.counters)
 
+    for manifest in map_manifests:  # checked before the output is touched
+        if manifest.bad_records_uri is not None:
+            _check_own_attempt(layout, "map", manifest, manifest.bad_records_uri, "bad records")
     promotions: list[tuple[PartFile, PartFile]] = []  # (attempt's part, output part)
     for manifest in manifests:
         add_counters(counters, manifest.counters)
@@ -88,7 +91,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         files.copy(source.uri, dest.uri)
     parts = [dest for _, dest in promotions]
     _remove_stale_parts(files, output, {p.uri for p in parts})
-    bad_records = _publish_bad_records(files, layout, output, map_manifests)
+    bad_records = _publish_bad_records(files, output, map_manifests)
 
     result = OutputManifest(
         dag_id=plan.dag_id,
@@ -109,7 +112,6 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
 
 def _publish_bad_records(
     files: FileSystems,
-    layout: RunLayout,
     output: OutputLayout,
     map_manifests: list[TaskManifest],
 ) -> list[str]:
@@ -117,13 +119,7 @@ def _publish_bad_records(
     files.remove(output.bad_records_root, recursive=True)  # an earlier run's
     published = []
     for manifest in map_manifests:
-        if manifest.bad_records_uri is not None:
-            task_dir = layout.task_dir("map", manifest.task_index)
-            if not manifest.bad_records_uri.startswith(f"{task_dir}/attempt-"):
-                raise CommitError(
-                    f"map[{manifest.task_index}] names bad records at "
-                    f"{manifest.bad_records_uri}, outside its attempt folders under {task_dir}"
-                )
+        if manifest.bad_records_uri is not None:  # checked by commit_run
             dest = output.bad_records_uri(manifest.task_index)
             files.copy(manifest.bad_records_uri, dest)
             published.append(dest)
@@ -188,18 +184,24 @@ def _check_attempt_part(
     files: FileSystems, layout: RunLayout, phase: str, manifest: TaskManifest, part: PartFile
 ) -> None:
     where = f"{phase}[{manifest.task_index}]"
-    attempt_dir = RunLayout.attempt_dir_of(layout.task_dir(phase, manifest.task_index), "")
-    if not part.uri.startswith(attempt_dir) or "/../" in part.uri:
-        # Only this task's own attempt folders may become output, never a foreign object.
-        raise CommitError(
-            f"{where}: manifest names {part.uri}, outside its attempt folders "
-            f"{attempt_dir}*; the manifest was not written by this run's worker. "
-            f"Rerun {phase}[{manifest.task_index}]."
-        )
+    _check_own_attempt(layout, phase, manifest, part.uri, "an output part")
     if not files.exists(part.uri) or files.size(part.uri) != part.bytes:
         raise CommitError(
             f"{where} attempt {manifest.attempt} reported {part.uri} with {part.bytes} bytes, "
             f"but it is missing or has another size; rerun {phase}[{manifest.task_index}]."
+        )
+
+
+def _check_own_attempt(
+    layout: RunLayout, phase: str, manifest: TaskManifest, uri: str, what: str
+) -> None:
+    """Only a task's own attempt folders may be published, never a foreign object."""
+    attempt_dir = RunLayout.attempt_dir_of(layout.task_dir(phase, manifest.task_index), "")
+    if not uri.startswith(attempt_dir) or ".." in uri[len(attempt_dir) :].split("/"):
+        raise CommitError(
+            f"{phase}[{manifest.task_index}]: manifest names {what} at {uri}, outside its "
+            f"attempt folders {attempt_dir}*; the manifest was not written by this run's "
+            f"worker. Rerun {phase}[{manifest.task_index}]."
         )
 
 
