@@ -24,6 +24,7 @@ import os
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tarfile
 import time
@@ -97,6 +98,70 @@ def counter_baseline(folder: Path) -> collections.Counter[str]:
             for line in f:
                 counts.update(line.split())
     return counts
+
+
+def callables_alone(folder: Path, pool: ProcessPoolExecutor) -> collections.Counter[str]:
+    """(b0) The same callables without this project, as a hand-made script would run them
+    in the same pool: each file's lines through mapper(), pairs grouped in a dict,
+    combiner() per key, R=4 by hash; then reducer() per key of each partition."""
+    counts: collections.Counter[str] = collections.Counter()
+    map_outputs = list(pool.map(_callables_map, sorted(folder.glob("*.txt"))))
+    partitions = ([output[r] for output in map_outputs] for r in range(4))
+    for reduced in pool.map(_callables_reduce, partitions):
+        counts.update(reduced)
+    return counts
+
+
+def _callables_map(path: Path) -> list[list[tuple[str, object]]]:
+    from mapreduce_jobs.wordcount_callables import combiner, mapper
+
+    groups: dict[str, list[object]] = {}
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+        for line in f:
+            for key, value in mapper(None, line.rstrip("\n")):
+                groups.setdefault(key, []).append(value)
+    out: list[list[tuple[str, object]]] = [[], [], [], []]
+    for key, values in groups.items():  # forked workers share the parent's str hash seed
+        out[hash(key) % 4].extend(combiner(key, values))
+    return out
+
+
+def _callables_reduce(outputs: list[list[tuple[str, object]]]) -> dict[str, int]:
+    from mapreduce_jobs.wordcount_callables import reducer
+
+    groups: dict[str, list[object]] = {}
+    for output in outputs:
+        for key, value in output:
+            groups.setdefault(key, []).append(value)
+    return {k: int(v) for key, values in groups.items() for k, v in reducer(key, values)}  # type: ignore[call-overload]
+
+
+def commands_alone(folder: Path, out: Path, pool: ProcessPoolExecutor) -> collections.Counter[str]:
+    """(c0) The streaming pair with no framework, as a hand-made script would run them:
+    `mapper.py < file | reducer.py` per file in the same pool, then one reducer.py over
+    all of their outputs (reducer.py sums in a dict, so nothing needs sorting)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    files = sorted(folder.glob("*.txt"))
+    combined = [out / f"combined-{i:03d}" for i in range(len(files))]
+    pipes = [(f"{MAPPER} < {f} | {REDUCER}", c) for f, c in zip(files, combined, strict=True)]
+    list(pool.map(_pipe, pipes))
+    _pipe((f"cat {out}/combined-* | {REDUCER}", out / "part-00000"))
+    for path in combined:
+        path.unlink()
+    return read_counts(out)
+
+
+MAPPER = "python3 mapreduce_jobs/wordcount/mapper.py"
+REDUCER = "python3 mapreduce_jobs/wordcount/reducer.py"
+
+
+def _pipe(command_and_output: tuple[str, Path]) -> None:
+    from airflow_mapreduce.worker.streaming import command_env
+
+    command, output = command_and_output
+    with output.open("wb") as f:  # the framework's command environment, run from dags/
+        subprocess.run(command, shell=True, stdout=f, check=True, cwd=DAGS, env=command_env(None))
 
 
 def _init_worker() -> None:
@@ -195,6 +260,23 @@ def main() -> int:
     print(f"{'(a)  Counter, one process':36} {baseline_time:7.1f}s {1:5.2f}x "
           f"{baseline_cpu:7.1f}s {1:5.2f}x")  # fmt: skip
     failed = False
+    floors: dict[str, Callable[[ProcessPoolExecutor], collections.Counter[str]]] = {
+        "b0 hand-made: callables, pool": lambda pool: callables_alone(corpus, pool),
+        "c0 hand-made: shell pipes": lambda pool: commands_alone(
+            corpus, args.cache / "out" / "c0", pool
+        ),
+    }
+    for label, floor in floors.items():
+        if args.only and args.only not in label:
+            continue
+
+        def run_floor(floor: Callable[[ProcessPoolExecutor], object] = floor) -> object:
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+                return floor(pool)
+
+        seconds, cpu, counts = timed(run_floor)
+        failed |= counts != baseline
+        _report(label, seconds, cpu, baseline_time, baseline_cpu, counts == baseline)
     memory = f"memory: {{sort_buffer: {args.sort_buffer}}}\n" if args.sort_buffer else ""
     for label, job_text in JOBS.items():
         if args.only and args.only not in label:
@@ -210,11 +292,17 @@ def main() -> int:
         seconds, cpu, _ = timed(run)
         same = read_counts(output) == baseline
         failed |= not same
-        print(
-            f"({label:<33}) {seconds:7.1f}s {seconds / baseline_time:5.2f}x "
-            f"{cpu:7.1f}s {cpu / baseline_cpu:5.2f}x{'' if same else '  WRONG RESULT'}"
-        )
+        _report(label, seconds, cpu, baseline_time, baseline_cpu, same)
     return 1 if failed else 0
+
+
+def _report(
+    label: str, seconds: float, cpu: float, baseline_time: float, baseline_cpu: float, same: bool
+) -> None:
+    print(
+        f"({label:<33}) {seconds:7.1f}s {seconds / baseline_time:5.2f}x "
+        f"{cpu:7.1f}s {cpu / baseline_cpu:5.2f}x{'' if same else '  WRONG RESULT'}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import random
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
-from airflow_mapreduce.worker.pair_buffer import PairBuffer
+from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, VALUE_SLOT, PairBuffer
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 
 SMALL = 64 * 1024  # the smallest budget a job may set: forces many spills here
@@ -79,6 +80,36 @@ def test_line_buffer_returns_every_line_unchanged_in_key_order(
 
     check_partitions(parts, sort_key)
     check_partitions(parts, partition_key)
+
+
+@pytest.mark.parametrize("key_fields", [1, 2])
+def test_line_buffer_counts_every_long_value_against_its_budget(key_fields: int) -> None:
+    """Long values hidden among one-byte ones (first, middle and last lines short) are
+    all charged: the buffer spills before holding more than its budget of them."""
+    long_value = b"v" * 1000
+    lines = [b"k%d\t%s" % (i, b"1" if i % 2 == 0 else long_value) for i in range(1001)]
+    held = sum(len(line.partition(b"\t")[2]) for line in lines)  # ~500 kB of values
+    buffer = LineBuffer(RecordFormat(key_fields=key_fields, num_partitions=2), budget=4 * held)
+    try:
+        buffer.add_lines(lines)
+        assert buffer.used >= held
+        buffer.add_lines(lines)
+        buffer.add_lines(lines)
+        buffer.add_lines(lines)  # 4x the values, plus keys and slots: over the budget
+        assert buffer.spills == 1
+    finally:
+        buffer.close()
+
+
+def test_pair_buffer_charges_a_new_str_key_its_real_size() -> None:
+    keys = ["w", "word" * 20, "naïve", "日本語", "😀x"]  # ASCII, Latin-1, UCS-2, UCS-4
+    buffer = PairBuffer(RecordFormat(num_partitions=1), budget=64 * 1024**2)
+    try:
+        buffer.add_pairs((key, 1) for key in keys)
+        expected = sum(sys.getsizeof(k) + KEY_OVERHEAD + VALUE_SLOT for k in keys)
+        assert buffer.used == expected
+    finally:
+        buffer.close()
 
 
 def test_line_buffer_runs_the_combiner_on_each_sorted_spill() -> None:

@@ -45,14 +45,21 @@ class LineBuffer(MapOutputBuffer):
         new_keys = 0
         if self.fmt.key_fields == 1:
             sep = self.fmt.separator
+            # Values of 0 or 1 byte are objects Python shares (the 1 of a word count) and
+            # cost only their slot; longer ones are counted exactly, not sampled.
+            long_values: list[bytes] = []
+            keep = long_values.append
             for line in lines:
                 key, found, value = line.partition(sep)
+                if len(value) > 1:
+                    keep(value)
                 held = get(key)
                 if held is None:
                     groups[key] = [value if found else None]
                     new_keys += len(key) + KEY_OVERHEAD
                 else:
                     held.append(value if found else None)
+            value_bytes = sum(map(len, long_values)) + BYTES_HEADER * len(long_values)
         else:
             key_of = self.fmt.key_of
             for line in lines:
@@ -63,22 +70,12 @@ class LineBuffer(MapOutputBuffer):
                     new_keys += len(key) + KEY_OVERHEAD
                 else:
                     held.append(line[len(key) :])
+            # the rest of each line after its key (an upper bound: keys included)
+            value_bytes = sum(map(len, lines)) + BYTES_HEADER * len(lines)
         self.records += len(lines)
-        self.used += new_keys + SLOT * len(lines) + self._value_bytes(lines)
+        self.used += new_keys + SLOT * len(lines) + value_bytes
         if self.used > self.budget:
             self.spill()
-
-    def _value_bytes(self, lines: list[bytes]) -> int:
-        """Bytes the batch's value objects hold. Shared one-byte values cost nothing; that
-        they are all such is judged from the first, middle and last line (a mapper's
-        lines are alike); otherwise every line is charged whole, an upper bound."""
-        fields = self.fmt.key_fields
-        sep = self.fmt.separator
-        for line in (lines[0], lines[len(lines) // 2], lines[-1]):
-            value = line.partition(sep)[2] if fields == 1 else line[len(self.fmt.key_of(line)) :]
-            if len(value) > 1:
-                return sum(map(len, lines)) + BYTES_HEADER * len(lines)
-        return 0
 
     def _drain(self) -> list[list[bytes]]:
         groups, self._groups = self._groups, {}

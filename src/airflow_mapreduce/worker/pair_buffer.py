@@ -29,6 +29,7 @@ CHECK_EVERY = 4096  # records between two looks at the budget
 # ~125 bytes (RSS growth over 207k keys of a word count), rounded up.
 KEY_OVERHEAD = 136
 VALUE_SLOT = 9  # a list slot, with the list's growth slack
+ASCII_STR = sys.getsizeof("")  # an ASCII str is this plus one byte per character
 
 
 class PairBuffer(MapOutputBuffer):
@@ -70,7 +71,9 @@ class PairBuffer(MapOutputBuffer):
                     held.append(value)
                 elif type(key) is str:
                     groups[key] = [value]
-                    new_keys += sys.getsizeof(key) + KEY_OVERHEAD
+                    # getsizeof costs 7x a len(): for ASCII (a flag test) the size is known
+                    size = len(key) + ASCII_STR if key.isascii() else sys.getsizeof(key)
+                    new_keys += size + KEY_OVERHEAD
                 else:
                     self._switch_to_encoded(key, value)
                     return count, value, False
