@@ -6,7 +6,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from airflow_mapreduce.errors import MapReduceError, TaskFailedError
 from airflow_mapreduce.plan.layout import RunLayout
-from airflow_mapreduce.plan.tasks import RunPlan, TaskManifest, TaskSpec
+from airflow_mapreduce.plan.tasks import (
+    Counters,
+    MapTaskSpec,
+    PartFile,
+    ReduceTaskSpec,
+    RunPlan,
+    TaskManifest,
+    TaskSpec,
+)
 from airflow_mapreduce.storage import FileSystems, MissingObjectError
 
 
@@ -61,3 +69,31 @@ def read_task_manifests(
             )
         manifests.append(manifest)
     return manifests
+
+
+def write_task_manifest(
+    files: FileSystems,
+    spec: MapTaskSpec | ReduceTaskSpec,
+    attempt: str,
+    parts: list[PartFile],
+    input_records: int,
+    counters: Counters,
+    bad_records: int = 0,
+    bad_records_uri: str | None = None,
+) -> TaskManifest:
+    """Write an attempt's manifest, its last object: what makes its files the task's output."""
+    manifest = TaskManifest(
+        kind="map" if isinstance(spec, MapTaskSpec) else "reduce",
+        dag_id=spec.dag_id,
+        run_id=spec.run_id,
+        task_index=spec.task_index,
+        attempt=attempt,
+        files=parts,
+        input_records=input_records,
+        output_records=sum(p.records for p in parts),
+        counters=counters,
+        bad_records=bad_records,
+        bad_records_uri=bad_records_uri,
+    )
+    files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
+    return manifest

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from airflow_mapreduce.errors import CommandFailedError
 from airflow_mapreduce.plan.layout import RunLayout
+from airflow_mapreduce.plan.manifests import write_task_manifest
 from airflow_mapreduce.plan.tasks import Counters, InputSplit, MapTaskSpec, PartFile, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
 from airflow_mapreduce.worker import context
@@ -129,22 +130,9 @@ def _run(
     _count(counters, "map_input_bytes", input_bytes)
     if dead.count:
         _count(counters, "bad_records", dead.count)
-    manifest = TaskManifest(
-        kind="map",
-        dag_id=spec.dag_id,
-        run_id=spec.run_id,
-        task_index=spec.task_index,
-        attempt=attempt,
-        files=parts,
-        input_records=input_records,
-        output_records=sum(p.records for p in parts),
-        counters=counters,
-        bad_records=dead.count,
-        bad_records_uri=dead_uri,
+    return write_task_manifest(
+        files, spec, attempt, parts, input_records, counters, dead.count, dead_uri
     )
-    # The manifest is written last: it is what makes this attempt's files the task's output.
-    files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
-    return manifest
 
 
 def _sort_buffer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from airflow_mapreduce.plan.layout import RunLayout
+from airflow_mapreduce.plan.manifests import write_task_manifest
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
 from airflow_mapreduce.worker import context
@@ -68,20 +69,7 @@ def _run(
         stored = writer.bytes if formats.compression is None else files.size(uri)
         input_records += seen.count
         parts.append(PartFile(partition=partition, uri=uri, records=writer.records, bytes=stored))
-    output_records = sum(p.records for p in parts)
     group = counters.setdefault(COUNTERS, {})
     group["reduce_input_records"] = input_records
-    group["reduce_output_records"] = output_records
-    manifest = TaskManifest(
-        kind="reduce",
-        dag_id=spec.dag_id,
-        run_id=spec.run_id,
-        task_index=spec.task_index,
-        attempt=attempt,
-        files=parts,
-        input_records=input_records,
-        output_records=output_records,
-        counters=counters,
-    )
-    files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
-    return manifest
+    group["reduce_output_records"] = sum(p.records for p in parts)
+    return write_task_manifest(files, spec, attempt, parts, input_records, counters)
