@@ -180,33 +180,18 @@ def test_tasks_failing_forever_are_dead_lettered_with_their_error(queue_server, 
         run.finish()
 
 
-def test_redis_restart_mid_run_with_aof_loses_nothing(redis_server, queued_run) -> None:  # type: ignore[no-untyped-def]
-    run = queued_run(redis_server.url)
+def test_queue_server_restart_mid_run_loses_nothing(queue_server, queued_run) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL (no shutdown save: Redis keeps only its AOF, NATS its JetStream files)."""
+    run = queued_run(queue_server.url)
 
-    def restart_redis(progress: Progress) -> bool:
+    def restart_server(progress: Progress) -> bool:
         if progress.done >= 3:
-            redis_server.stop(signal.SIGKILL)  # no shutdown save: only the AOF survives
+            queue_server.stop(signal.SIGKILL)
             time.sleep(1.0)
-            redis_server.start()
+            queue_server.start()
             return True
         return False
 
-    progress = run.run_maps(during=restart_redis)
-    assert (progress.done, progress.dead) == (len(run.map_specs), 0)
-    assert run.finish() == run.expected
-
-
-def test_nats_restart_mid_run_loses_nothing(nats_server, queued_run) -> None:  # type: ignore[no-untyped-def]
-    run = queued_run(nats_server.url)
-
-    def restart_nats(progress: Progress) -> bool:
-        if progress.done >= 3:
-            nats_server.stop(signal.SIGKILL)
-            time.sleep(1.0)
-            nats_server.start()
-            return True
-        return False
-
-    progress = run.run_maps(during=restart_nats)
+    progress = run.run_maps(during=restart_server)
     assert (progress.done, progress.dead) == (len(run.map_specs), 0)
     assert run.finish() == run.expected
