@@ -210,7 +210,3 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         return commit_run(files, plan_uri)
 
     return run
-
-
-def read_parts(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}

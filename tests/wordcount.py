@@ -1,17 +1,29 @@
-"""Reading word-count output back, for comparison with an independent collections.Counter."""
+"""Reading a job's output back: part files, and word counts for comparison with an independent
+collections.Counter."""
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from pathlib import Path
 
 
 def output_counts(folder: Path) -> collections.Counter[str]:
-    """word<TAB>count lines of every part file; a word emitted twice is a failure."""
+    """Word counts of every part file in an output folder (see word_counts)."""
+    return word_counts(read_parts(folder))
+
+
+def word_counts(parts: Mapping[str, bytes]) -> collections.Counter[str]:
+    """word<TAB>count lines of {part name: bytes}; a word emitted twice is a failure."""
     counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(folder.glob("part-*")):
-        for line in part.read_text().splitlines():
+    for name, data in sorted(parts.items()):
+        for line in data.decode().splitlines():
             word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice (again in {part.name})"
+            assert word not in counts, f"{word!r} emitted twice (again in {name})"
             counts[word] = int(count)
     return counts
+
+
+def read_parts(folder: Path) -> dict[str, bytes]:
+    """{part file name: its bytes} of an output folder."""
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}

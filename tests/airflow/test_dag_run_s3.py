@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import collections
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from tests.wordcount import word_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,10 +30,5 @@ def test_word_count_on_s3(airflow_db, s3_server, word_corpus, monkeypatch) -> No
     s3.invalidate_cache()
     names = sorted(p.rsplit("/", 1)[1] for p in s3.find("wordcount-bucket/out/"))
     assert names == ["_SUCCESS", "_manifest.json", "part-00000", "part-00001", "part-00002"]
-    counts: collections.Counter[str] = collections.Counter()
-    for name in names[2:]:
-        for line in s3.cat(f"wordcount-bucket/out/{name}").decode().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts
-            counts[word] = int(count)
-    assert counts == word_corpus.counts
+    parts = {name: s3.cat(f"wordcount-bucket/out/{name}") for name in names[2:]}
+    assert word_counts(parts) == word_corpus.counts

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.servers import free_port
+from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -161,12 +162,7 @@ def test_trigger_with_conf_over_rest_runs_to_success(airflow: Airflow, tmp_path:
             continue
     assert state == "success"
 
-    counts: collections.Counter[str] = collections.Counter()
-    for part in sorted(output.glob("part-*")):
-        for line in part.read_text().splitlines():
-            word, count = line.split("\t")
-            counts[word] += int(count)
-    assert counts == expected
+    assert output_counts(output) == expected
     assert sorted(p.name for p in output.glob("part-*")) == ["part-00000", "part-00001"]
 
     tis = client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()

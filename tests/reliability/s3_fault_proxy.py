@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
-import socket
 import threading
 
 import aiohttp
 from aiohttp import web
+from tests.servers import free_port
 
 FAULTS = ("slow_down", "internal_error", "reset_before", "reset_after")
 _ERROR_XML = (
@@ -34,9 +34,7 @@ class S3FaultProxy:
         self.rng = random.Random(seed)
         self.injected: collections.Counter[str] = collections.Counter()
         self.forwarded = 0
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

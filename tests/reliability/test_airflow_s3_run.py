@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from tests.wordcount import word_counts
 
 from .conftest import DAGS, SmallCorpus
 from .s3_fault_proxy import S3FaultProxy
@@ -27,14 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def counts_of(s3, out: str) -> collections.Counter[str]:  # type: ignore[no-untyped-def]
-    counts: collections.Counter[str] = collections.Counter()
-    for path in sorted(s3.find(out)):
-        if path.rsplit("/", 1)[1].startswith("part-"):
-            for line in s3.cat(path).decode().splitlines():
-                word, count = line.split("\t")
-                assert word not in counts
-                counts[word] = int(count)
-    return counts
+    paths = [p for p in s3.find(out) if p.rsplit("/", 1)[1].startswith("part-")]
+    return word_counts({p.rsplit("/", 1)[1]: s3.cat(p) for p in paths})
 
 
 def test_s3_dag_reruns_replace_output_and_leak_no_secret(  # type: ignore[no-untyped-def]

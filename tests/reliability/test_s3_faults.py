@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import s3fs
+from tests.servers import free_port
+from tests.wordcount import word_counts
 
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
@@ -68,17 +69,11 @@ def run_workers(spec_uris: list[str], env: dict[str, str], during=None) -> None:
         assert proc.returncode == 0, err.decode()
 
 
-def word_counts(fs: s3fs.S3FileSystem, out: str) -> collections.Counter[str]:
+def s3_word_counts(fs: s3fs.S3FileSystem, out: str) -> collections.Counter[str]:
     fs.invalidate_cache()
     names = sorted(p.rsplit("/", 1)[1] for p in fs.find(out))
     assert names[:2] == ["_SUCCESS", "_manifest.json"]
-    counts: collections.Counter[str] = collections.Counter()
-    for name in names[2:]:
-        for line in fs.cat(f"{out}/{name}").decode().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts
-            counts[word] = int(count)
-    return counts
+    return word_counts({name: fs.cat(f"{out}/{name}") for name in names[2:]})
 
 
 def run_job(files: FileSystems, bucket: str, env: dict[str, str], during_reduce=None) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +98,7 @@ def test_job_completes_through_s3_errors(seed: int, s3_server, small_corpus: Sma
         run_job(files, bucket, retrying_worker_env(proxy.endpoint))
     assert sum(proxy.injected.values()) >= 10, proxy.injected  # faults really happened
     assert set(proxy.injected) == {"slow_down", "internal_error", "reset_before", "reset_after"}
-    assert word_counts(direct, f"{bucket}/out") == small_corpus.counts
+    assert s3_word_counts(direct, f"{bucket}/out") == small_corpus.counts
 
 
 class RestartableWeed:
@@ -112,9 +107,7 @@ class RestartableWeed:
     def __init__(self, data: Path) -> None:
         self.weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or "weed"
         self.data = data
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -172,4 +165,4 @@ def test_server_restart_mid_run_is_survived(
         files = FileSystems({"s3": s3_client(proxy.endpoint)})
         run_job(files, "restart", retrying_worker_env(proxy.endpoint), during_reduce=restart)
     assert restarts == [1]
-    assert word_counts(s3_client(own_weed.endpoint), "restart/out") == small_corpus.counts
+    assert s3_word_counts(s3_client(own_weed.endpoint), "restart/out") == small_corpus.counts

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.wordcount import word_counts
 
 from airflow_mapreduce.errors import CommitError, ShuffleError
 from airflow_mapreduce.plan.commit import commit_run
@@ -166,16 +167,6 @@ def output_parts(files: FileSystems, output_uri: str) -> dict[str, bytes]:
         n for n in names if n not in ("_SUCCESS", "_manifest.json") and not n.startswith("part-")
     ], names
     return {n: files.read_bytes(u) for n, u in sorted(names.items()) if n.startswith("part-")}
-
-
-def word_counts(parts: dict[str, bytes]) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for data in parts.values():
-        for line in data.decode().splitlines():
-            word, count = line.split("\t")
-            assert word not in counts, f"{word!r} emitted twice"
-            counts[word] = int(count)
-    return counts
 
 
 @pytest.fixture(scope="module")

@@ -64,12 +64,15 @@ def test_scores_per_user_come_out_highest_first(run_job, tmp_path: Path) -> None
     )
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert manifest.counters["airflow-mapreduce"]["spills"] > 0
-    seen = []
+    seen, partition_of = [], {}
     for part in sorted((tmp_path / "out").glob("part-*")):
         got = [(u, int(s)) for u, s in (line.split("\t") for line in part.read_text().splitlines())]
         assert got == sorted(got, key=lambda row: (row[0], -row[1])), part.name
+        for user, _ in got:  # partitioned on the first field only
+            assert partition_of.setdefault(user, part.name) == part.name, user
         seen += got
     assert sorted(seen) == sorted(rows)
+    assert len(set(partition_of.values())) > 1  # the reducers really split the users
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from tests.wordcount import output_counts
+from tests.wordcount import output_counts, read_parts
 
 from airflow_mapreduce.errors import RecordError, TaskFailedError
 from airflow_mapreduce.plan.tasks import TaskManifest
@@ -29,10 +29,6 @@ def job(body: str, reducers: int = 3) -> str:
     return "dag_id: dp\ninput: {uri: unused, split_size: 64KiB}\noutput: unused\n" + (
         f"reducers: {reducers}\n" + textwrap.dedent(body)
     )
-
-
-def parts(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}
 
 
 def write_events(folder: Path, lines: int = 6000) -> list[tuple[str, int, str]]:
@@ -63,7 +59,7 @@ def test_secondary_sort_partitions_on_the_first_key_field(run_job, tmp_path) -> 
     run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     users_seen: dict[str, str] = {}
     total = 0
-    for name, data in parts(tmp_path / "out").items():
+    for name, data in read_parts(tmp_path / "out").items():
         rows = [line.split("\t") for line in data.decode().splitlines()]
         keys = [(u, t) for u, t, _ in rows]
         assert keys == sorted(keys), f"{name} is not sorted by (user, timestamp)"
@@ -89,7 +85,7 @@ def test_custom_separator_and_lines_without_one(run_job, tmp_path) -> None:  # t
         )
     )
     run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    output = parts(tmp_path / "out")["part-00000"].decode()
+    output = read_parts(tmp_path / "out")["part-00000"].decode()
     got = [tuple(line.split("\t")) for line in output.splitlines()]
     # Key: the first two "."-fields, or the whole line when it has fewer; sorted as bytes.
     expected = {
@@ -122,7 +118,7 @@ def test_commands_see_job_settings_and_cmdenv(run_job, tmp_path) -> None:  # typ
         )
     )
     run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    line = parts(tmp_path / "out")["part-m-00000"].decode().strip()
+    line = read_parts(tmp_path / "out")["part-m-00000"].decode().strip()
     assert line.split("\t") == ["hello", f"file://{tmp_path}/in/x.txt", "0", "0", "1"]
 
 
@@ -288,7 +284,7 @@ def test_streaming_mapper_never_sees_lines_that_are_not_json(run_job, tmp_path) 
         )
     )
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    assert parts(tmp_path / "out")["part-m-00000"].decode().splitlines() == good
+    assert read_parts(tmp_path / "out")["part-m-00000"].decode().splitlines() == good
     assert manifest.counters["airflow-mapreduce"]["bad_records"] == 1
     [dead_letter] = (tmp_path / "out" / "_temporary").rglob("bad-records.jsonl")
     [entry] = [json.loads(x) for x in dead_letter.read_text().splitlines()]

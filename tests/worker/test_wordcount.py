@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 
 import pytest
-from tests.wordcount import output_counts
+from tests.wordcount import output_counts, read_parts
 
 from airflow_mapreduce.spec import parse_job_text
 
@@ -31,10 +30,6 @@ def job_text(steps: str, reducers: int = 3, split_size: str = "256KiB") -> str:
     )
 
 
-def parts_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}
-
-
 @pytest.mark.parametrize(
     ("mapper", "reducer"),
     [("streaming", "dict"), ("streaming", "current_word"), ("callables", "callable"),
@@ -45,7 +40,7 @@ def test_word_count_matches_counter(run_job, word_corpus, tmp_path, mapper, redu
     job = parse_job_text(job_text(steps))
     manifest = run_job(job, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
     assert output_counts(tmp_path / "out") == word_corpus.counts
-    assert sorted(parts_of(tmp_path / "out")) == ["part-00000", "part-00001", "part-00002"]
+    assert sorted(read_parts(tmp_path / "out")) == ["part-00000", "part-00001", "part-00002"]
     assert manifest.records == len(word_corpus.counts)
     assert (tmp_path / "out" / "_SUCCESS").exists()
     assert not (tmp_path / "out" / "_temporary").exists()
@@ -59,7 +54,7 @@ def test_reducer_input_is_sorted_and_grouped_per_partition(run_job, word_corpus,
     run_job(parse_job_text(job_text(steps, reducers=2)), f"file://{word_corpus.folder}",
             f"file://{tmp_path}/out")  # fmt: skip
     total = 0
-    for data in parts_of(tmp_path / "out").values():
+    for data in read_parts(tmp_path / "out").values():
         keys = [line.split(b"\t")[0] for line in data.splitlines()]
         assert keys == sorted(keys)
         total += len(keys)
@@ -71,7 +66,7 @@ def test_map_only_job_writes_mapper_output(run_job, tmp_path) -> None:  # type: 
     (tmp_path / "in" / "a.txt").write_text("x y\nz\n")
     job = parse_job_text(job_text(STREAMING, reducers=0))
     manifest = run_job(job, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    assert parts_of(tmp_path / "out") == {"part-m-00000": b"x\t1\ny\t1\nz\t1\n"}
+    assert read_parts(tmp_path / "out") == {"part-m-00000": b"x\t1\ny\t1\nz\t1\n"}
     assert manifest.records == 3
 
 
@@ -82,6 +77,6 @@ def test_fewer_reducers_than_before_leaves_no_stale_parts(run_job, tmp_path) -> 
     steps = CALLABLES + REDUCERS["callable"]
     run_job(parse_job_text(job_text(steps, reducers=5)), f"file://{tmp_path}/in", out)
     run_job(parse_job_text(job_text(steps, reducers=2)), f"file://{tmp_path}/in", out)
-    assert sorted(parts_of(tmp_path / "out")) == ["part-00000", "part-00001"]
+    assert sorted(read_parts(tmp_path / "out")) == ["part-00000", "part-00001"]
     expected = collections.Counter(["a", "b", "c", "d", "e", "f", "g", "h", "a", "b"])
     assert output_counts(tmp_path / "out") == expected
