@@ -103,6 +103,12 @@ class _QueueRun:
         finally:
             self.queue.close()
 
+    def __enter__(self) -> _QueueRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.clean_up()  # done or failed, the run's queue goes: a retry enqueues afresh
+
 
 class MapReduceQueuePoolOperator(BaseOperator):
     """``local_pool``: N worker processes on this machine pull the map tasks."""
@@ -130,8 +136,7 @@ class MapReduceQueuePoolOperator(BaseOperator):
         from airflow_mapreduce.plan.manifests import read_task_spec
         from airflow_mapreduce.queue.pool import LocalWorkerPool
 
-        run = _QueueRun(self, self.queue_spec, context)
-        try:
+        with _QueueRun(self, self.queue_spec, context) as run:
             run.enqueue(self.spec_uris)
             # All map tasks of a run share their storage: the first one's says what it is.
             uris = list(self.spec_uris[:1])
@@ -147,8 +152,6 @@ class MapReduceQueuePoolOperator(BaseOperator):
                 run.wait(check=pool.check)
             finally:
                 pool.stop(grace=30)  # finished workers exit by themselves within ~1 s
-        finally:
-            run.clean_up()
 
 
 def _job_operator_class() -> type[Any]:
@@ -165,14 +168,11 @@ def _job_operator_class() -> type[Any]:
             self.queue_spec = queue_spec
 
         def execute(self, context: Context) -> None:
-            run = _QueueRun(self, self.queue_spec, context)
-            try:
+            with _QueueRun(self, self.queue_spec, context) as run:
                 run.enqueue(self.spec_uris)
                 self.arguments = ["--pull", run.name]
                 super().execute(context)  # creates the Job; we watch the queue instead
                 run.wait(check=self._job_check())
-            finally:
-                run.clean_up()
 
         def _job_check(self) -> Callable[[], None]:
             last = [0.0]
