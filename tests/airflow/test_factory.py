@@ -94,6 +94,16 @@ def test_scheduling_fields_reach_the_dag(dags_folder: Path) -> None:
     assert k8s.get_task("map").owner == "data-platform"
 
 
+def test_max_active_runs_defaults_to_the_deployment_setting(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from airflow_mapreduce.airflow import build_dag
+    from airflow_mapreduce.spec import parse_job_text
+
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG", "3")
+    job = "dag_id: runs\ninput: {uri: in}\noutput: out\nmapper: {command: [cat]}\nreducers: 0\n"
+    assert build_dag(parse_job_text(job)).max_active_runs == 3
+    assert build_dag(parse_job_text(job + "max_active_runs: 5\n")).max_active_runs == 5
+
+
 def test_email_on_failure_uses_the_smtp_notifier() -> None:
     from airflow_mapreduce.airflow import build_dag
     from airflow_mapreduce.spec import parse_job_text

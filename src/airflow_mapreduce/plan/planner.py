@@ -34,10 +34,9 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, 
 
     found, skipped = list_input(files, target.input_uri)
     require_input(target.input_uri, found, skipped)
-    splits = splits_of(files, found, job.input.split_size)
+    splits, sizes = splits_of(files, found, job.input.split_size)
     if not splits:
         raise PlanError(f"input {target.input_uri} holds only empty objects; nothing to map")
-    sizes = {s.uri: files.size(s.uri) for s in splits if s.length is None}
     groups = group_splits(splits, target.max_map_tasks, sizes, job.input.split_size)
     runtime = JobRuntime.from_job(job, num_partitions=target.num_reducers)
 

@@ -43,7 +43,7 @@ def plan_splits(files: FileSystems, input_uri: str, split_size: int) -> list[Inp
     """Line-aligned splits of everything the input URI names; fails if it names nothing."""
     found, skipped = list_input(files, input_uri)
     require_input(input_uri, found, skipped)
-    return splits_of(files, found, split_size)
+    return splits_of(files, found, split_size)[0]
 
 
 def require_input(input_uri: str, found: list[str], skipped: list[str]) -> None:
@@ -56,11 +56,15 @@ def require_input(input_uri: str, found: list[str], skipped: list[str]) -> None:
         )
 
 
-def splits_of(files: FileSystems, found: list[str], split_size: int) -> list[InputSplit]:
-    """Line-aligned splits of the given objects (see list_input)."""
+def splits_of(
+    files: FileSystems, found: list[str], split_size: int
+) -> tuple[list[InputSplit], dict[str, int]]:
+    """Line-aligned splits of the given objects (see list_input), and each object's size
+    (looked up once: on S3 it is a request per object)."""
     splits: list[InputSplit] = []
+    sizes: dict[str, int] = {}
     for uri in found:
-        size = files.size(uri)
+        size = sizes[uri] = files.size(uri)
         if size == 0:
             continue  # no records to lose
         compression = COMPRESSIONS.get(posixpath.splitext(uri)[1].lower())
@@ -69,7 +73,7 @@ def splits_of(files: FileSystems, found: list[str], split_size: int) -> list[Inp
             continue
         for offset in range(0, size, split_size):
             splits.append(InputSplit(uri=uri, offset=offset, length=min(split_size, size - offset)))
-    return splits
+    return splits, sizes
 
 
 def split_weight(split: InputSplit, files_sizes: dict[str, int]) -> int:

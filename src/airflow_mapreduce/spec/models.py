@@ -222,7 +222,12 @@ class JobSpec(DataPlaneSettings):
         default=False, description="Run every missed interval since start_date (backfill)."
     )
     tags: list[str] = Field(default_factory=list)
-    max_active_runs: int | None = Field(default=None, ge=1)
+    max_active_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Runs of this DAG at once; default: the deployment's "
+        "[core] max_active_runs_per_dag (16 unless changed).",
+    )
     dagrun_timeout: (
         Annotated[
             dt.timedelta,
