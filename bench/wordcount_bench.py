@@ -8,8 +8,11 @@ Times, on the same input:
        (b1: mrjob-style per-record generators; b2: the opt-in batch mapper);
   (c)  the same with the streaming mapper.py / reducer.py pair (reducer.py as combiner)
        (c1: one "word<TAB>1" line per word; c2: mapper_combining.py, in-mapper combining).
-Map and reduce tasks run in a process pool, as the local backend's mapped Airflow tasks
-run in parallel under LocalExecutor. Every result is checked against (a).
+and, for context, the same user code without this project: its floors (b floor: mapper()
+and a dict; c floor: the commands alone on presorted input) and hand-made runs (b0: the
+callables in a process pool; c0: shell pipes). Map and reduce tasks run in a process
+pool, as the local backend's mapped Airflow tasks run in parallel under LocalExecutor.
+Every result is checked against (a).
 
 Input: text files of Debian's linux-source-6.1 package (/usr/src/linux-source-6.1.tar.xz,
 `apt-get install linux-source-6.1`), else a generated Zipf corpus.
