@@ -118,7 +118,10 @@ class FileSystems:
         return cast(IO[bytes], self.fs(uri).open(uri, "rb", compression=compression))
 
     def size(self, uri: str) -> int:
-        return int(self.fs(uri).size(uri))
+        try:
+            return int(self.fs(uri).size(uri))
+        except FileNotFoundError as exc:
+            raise MissingObjectError(uri) from exc
 
     def find(self, uri: str) -> list[str]:
         """Files at a URI: the file itself, every file under a folder/prefix, or a glob's."""
@@ -203,7 +206,7 @@ class FileSystems:
     def find_all(self, uri: str) -> list[str]:
         """Every object under a folder/prefix; empty if there is none."""
         try:
-            return self.find(uri) if self.exists(uri) else []
+            return self.find(uri)
         except FileNotFoundError:
             return []
 

@@ -130,10 +130,8 @@ def _committed_manifest(
     files: FileSystems, plan: RunPlan, output: OutputLayout
 ) -> OutputManifest | None:
     # The plan step removes _SUCCESS, so one that names this run was written by its commit.
-    if not files.exists(output.success_uri) or not files.exists(output.manifest_uri):
-        return None
-    manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
-    if (manifest.dag_id, manifest.run_id) != (plan.dag_id, plan.run_id):
+    manifest = _read_committed(files, output)
+    if manifest is None or (manifest.dag_id, manifest.run_id) != (plan.dag_id, plan.run_id):
         return None
     return manifest
 
@@ -150,14 +148,24 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
     if posixpath.basename(work_root) != "_temporary":
         return None
     output = OutputLayout(posixpath.dirname(work_root))
-    if not files.exists(output.success_uri) or not files.exists(output.manifest_uri):
+    manifest = _read_committed(files, output)
+    if manifest is None:
         return None
-    manifest = OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
     layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
     if layout.plan_uri != plan_uri:
         return None
     files.remove(output.default_work_root, recursive=True)  # finish the interrupted cleanup
     return manifest
+
+
+def _read_committed(files: FileSystems, output: OutputLayout) -> OutputManifest | None:
+    """The output's manifest when _SUCCESS marks it committed."""
+    if not files.exists(output.success_uri):
+        return None
+    try:
+        return OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
+    except MissingObjectError:
+        return None
 
 
 def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
@@ -185,7 +193,11 @@ def _check_attempt_part(
 ) -> None:
     where = f"{phase}[{manifest.task_index}]"
     _check_own_attempt(layout, phase, manifest, part.uri, "an output part")
-    if not files.exists(part.uri) or files.size(part.uri) != part.bytes:
+    try:
+        stored: int | None = files.size(part.uri)  # one request: missing or wrong size
+    except MissingObjectError:
+        stored = None
+    if stored != part.bytes:
         raise CommitError(
             f"{where} attempt {manifest.attempt} reported {part.uri} with {part.bytes} bytes, "
             f"but it is missing or has another size; rerun {phase}[{manifest.task_index}]."
