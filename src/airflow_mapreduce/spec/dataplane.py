@@ -8,16 +8,14 @@ bad-record budget and per-task hooks. Everything here travels in task specs: no 
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.quantities import ByteSize
+from airflow_mapreduce.spec.validators import CALLABLE, ENV_NAME
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MIN_SORT_BUFFER = 64 * 1024
 
 Compression = Literal["gzip", "bz2", "zstd"]
@@ -48,7 +46,7 @@ class StreamingSettings(Model):
     @field_validator("cmdenv")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in value if not _ENV_NAME.match(name)]
+        bad = [name for name in value if not ENV_NAME.match(name)]
         if bad:
             raise ValueError(
                 f"invalid environment variable name(s) {bad}; expected letters, digits and "
@@ -151,7 +149,7 @@ class HookSettings(Model):
     @field_validator("setup", "teardown")
     @classmethod
     def _callable_shape(cls, value: str | None) -> str | None:
-        if value is not None and not _CALLABLE.match(value):
+        if value is not None and not CALLABLE.match(value):
             raise ValueError(
                 f"expected 'package.module:function', found {value!r}; e.g. my_job.hooks:setup"
             )

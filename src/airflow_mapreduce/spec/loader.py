@@ -19,13 +19,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec.models import (
-    DAG_ID_PATTERN,
-    ENV_NAME_PATTERN,
-    K8S_NAME_PATTERN,
-    JobSpec,
-)
-from airflow_mapreduce.spec.validators import FieldError
+from airflow_mapreduce.spec.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobSpec
+from airflow_mapreduce.spec.validators import ENV_NAME_PATTERN, FieldError
 from airflow_mapreduce.storage import resolve_uri
 
 DEFAULTS_FILE = "defaults.yaml"

@@ -26,6 +26,8 @@ from airflow_mapreduce.spec.kubernetes import (
 from airflow_mapreduce.spec.quantities import ByteSize
 from airflow_mapreduce.spec.queue import QueueSpec
 from airflow_mapreduce.spec.validators import (
+    CALLABLE,
+    ENV_NAME_PATTERN,
     URI_PATTERN,
     FieldError,
     check_schedule,
@@ -34,13 +36,11 @@ from airflow_mapreduce.spec.validators import (
 
 # Airflow's own rule for dag and task ids (airflow.utils.helpers.KEY_REGEX).
 DAG_ID_PATTERN = r"^[\w.-]+$"
-_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 Backend = Literal["local", "kubernetes", "kubernetes_job", "local_pool"]
 
-# Kubernetes object names (DNS-1123 subdomain) and env var names (C identifiers).
+# Kubernetes object names (DNS-1123 subdomain).
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 _LABEL_KEY = re.compile(
@@ -84,7 +84,7 @@ class StepSpec(Model):
     @field_validator("callable")
     @classmethod
     def _callable_shape(cls, value: str | None) -> str | None:
-        if value is not None and not _CALLABLE.match(value):
+        if value is not None and not CALLABLE.match(value):
             raise ValueError(
                 f"expected 'package.module:function', found {value!r}; "
                 "e.g. mapreduce_jobs.wordcount:mapper"

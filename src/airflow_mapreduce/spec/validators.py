@@ -27,6 +27,11 @@ URI_PATTERN = (
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
+# Environment variable names (C identifiers), and Python callables as "module:function".
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ENV_NAME = re.compile(ENV_NAME_PATTERN)
+CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
 # Kubernetes resource.Quantity: a decimal number, then a binary/decimal SI suffix or an
 # exponent (k8s.io/apimachinery/pkg/api/resource). Negative quantities make no sense here.
 _QUANTITY = re.compile(
