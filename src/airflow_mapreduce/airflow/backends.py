@@ -92,7 +92,7 @@ def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
         "labels": {
             "app.kubernetes.io/name": "airflow-mapreduce",
             "app.kubernetes.io/component": task_id,
-            "airflow-mapreduce/job": pod_name(job.dag_id, "")[:63].rstrip("-"),
+            "airflow-mapreduce/job": pod_name(job.dag_id, ""),
             **spec.labels,
         },
         "annotations": spec.annotations or None,

@@ -13,6 +13,7 @@ is, only once every map task is committed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -154,6 +155,7 @@ class MapReduceQueuePoolOperator(BaseOperator):
                 pool.stop(grace=30)  # finished workers exit by themselves within ~1 s
 
 
+@functools.cache  # one class, however many DAGs use it
 def _job_operator_class() -> type[Any]:
     from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
 
@@ -208,7 +210,7 @@ def queue_job_arguments(job: JobSpec) -> dict[str, Any]:
         ),
     )
     pod["env_vars"] = [*pod["env_vars"], url_from_secret]
-    pod.update(get_logs=False, do_xcom_push=False)  # the queue reports progress, not logs
+    pod.update(get_logs=False)  # the queue reports progress, not logs
     pod.pop("on_finish_action", None)
     return {
         **pod,
