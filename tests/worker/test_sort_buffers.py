@@ -11,15 +11,19 @@ import json
 import random
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.spec.models import StepSpec
+from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, VALUE_SLOT, PairBuffer
 from airflow_mapreduce.worker.spill import MapOutputBuffer
+from airflow_mapreduce.worker.steps import Step
 
 SMALL = 64 * 1024  # the smallest budget a job may set: forces many spills here
 
@@ -204,3 +208,30 @@ def test_a_mapper_yielding_non_pairs_is_not_mistaken_for_an_unhashable_key() -> 
     with pytest.raises(TypeError, match="unpack"):
         buffer.add_pairs([("a", 1), 5])  # type: ignore[list-item]
     buffer.close()
+
+
+class _BrokenWriter:
+    def write_pairs(self, pairs: Iterator[tuple[Any, Any]]) -> None:
+        for _ in pairs:
+            raise OSError("disk full")
+
+
+def test_reduce_errors_name_the_key_and_writer_errors_stay_the_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "reducers_under_test.py").write_text(
+        "def fail_on_b(key, values):\n"
+        "    if key == 'b':\n"
+        "        raise ValueError('no')\n"
+        "    yield key, sum(values)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = StepSpec(callable="reducers_under_test:fail_on_b")
+    step = Step(spec, "reducer", Codec("json"), RecordFormat(), {})
+    lines = [b'"a"\t1', b'"a"\t2', b'"b"\t3']
+    named = r"reducer .*fail_on_b raised ValueError\('no'\) on key 'b'"
+    with pytest.raises(RecordError, match=named):
+        list(step._reduce_pairs(lines))
+    with pytest.raises(OSError, match="disk full") as info:
+        step.reduce_into(lines, _BrokenWriter())  # type: ignore[arg-type]
+    assert not isinstance(info.value, RecordError)

@@ -204,26 +204,20 @@ class Step:
             for batch in self._command_batches(_batched(lines), None, {}):
                 writer.write_lines(batch)
             return
+        writer.write_pairs(self._reduce_pairs(lines))
+
+    def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
+        """The reducer's (or Python combiner's) pairs. Only its own errors are named
+        against a key: the writer's are not raised in here."""
         function = self.function
         assert function is not None
         groups = _Current(self._groups(lines))
         try:  # one chain of C iterators; the Python work left is the reducer's own
-            writer.write_pairs(itertools.chain.from_iterable(itertools.starmap(function, groups)))
+            yield from itertools.chain.from_iterable(itertools.starmap(function, groups))
         except Exception as exc:
             raise RecordError(
                 f"{self.role} {self.spec.callable} raised {exc!r} on key {groups.key!r}"
             ) from exc
-
-    def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
-        function = self.function
-        assert function is not None
-        for key, values in self._groups(lines):
-            try:
-                yield from function(key, values)
-            except Exception as exc:
-                raise RecordError(
-                    f"{self.role} {self.spec.callable} raised {exc!r} on key {key!r}"
-                ) from exc
 
     def _groups(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Iterator[Any]]]:
         """(decoded key, iterator of its decoded values) for key-sorted record lines.
