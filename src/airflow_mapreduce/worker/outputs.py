@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from airflow_mapreduce.spec.dataplane import FormatSettings
 from airflow_mapreduce.storage import FileSystems
-from airflow_mapreduce.worker.codec import _text
+from airflow_mapreduce.worker.codec import _text, decode_text
 
 SUFFIXES = {"gzip": ".gz", "bz2": ".bz2", "zstd": ".zst"}
 BATCH = 1 << 16
@@ -34,7 +34,7 @@ class PartWriter:
         if self._json:
             for line in lines:
                 key, _, value = line.partition(self._separator)
-                self._add(_json_line(_utf8_text(key), _utf8_text(value)))
+                self._add(_json_line(decode_text(key), decode_text(value)))
             return
         self._batch += lines
         self.records += len(lines)
@@ -82,10 +82,6 @@ class PartWriter:
             self.bytes += self._size
             self._batch.clear()
             self._size = 0
-
-
-def _utf8_text(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
 
 
 def _json_line(key: Any, value: Any) -> bytes:

@@ -21,7 +21,7 @@ from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import load_callable
-from airflow_mapreduce.worker.codec import Codec, decode_json, encode_json
+from airflow_mapreduce.worker.codec import Codec, decode_json, decode_text, encode_json
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
@@ -233,7 +233,7 @@ class Step:
             )
         else:
             decode = self.codec.decode
-            decode_all = functools.partial(map, _DECODE_TEXT)
+            decode_all = functools.partial(map, decode_text)
         if self.fmt.key_fields == 1:
             fields: Iterator[Any] = map(
                 operator.methodcaller("partition", self.fmt.separator), lines
@@ -244,9 +244,6 @@ class Step:
             value_of = operator.itemgetter(1)
         for raw_key, group in itertools.groupby(fields, operator.itemgetter(0)):
             yield decode(raw_key), decode_all(map(value_of, group))
-
-
-_DECODE_TEXT = operator.methodcaller("decode", "utf-8", "surrogateescape")
 
 
 class _Current:
