@@ -6,6 +6,7 @@ any test module imports it. Nothing is written into the repository.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import itertools
 import os
@@ -27,6 +28,7 @@ DAGS = REPO / "dags"
 VENV_BIN = Path(sys.executable).parent
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="amr-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(
     AIRFLOW_HOME=_AIRFLOW_HOME,
     AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
