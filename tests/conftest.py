@@ -54,6 +54,17 @@ def airflow_db() -> str:
     return _AIRFLOW_HOME
 
 
+@pytest.fixture
+def test_dags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Airflow's dags folder for this test alone; write jobs into it with
+    tests.dags_folder.yaml_dag (dag.test() runs DAGs parsed from the dags folder)."""
+    from airflow import settings
+
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path / "dags"))
+    return tmp_path / "dags"
+
+
 @dataclass(frozen=True)
 class S3Server:
     endpoint: str

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.dags_folder import yaml_dag
 from tests.kubernetes.emulator import NAMESPACE, EmulatedCluster
 from tests.kubernetes.emulator import REPO_DAGS as DAGS
 from tests.wordcount import output_counts
@@ -45,26 +46,11 @@ WORDCOUNT_MAPPER = "python3, mapreduce_jobs/wordcount/mapper.py"
 def kubernetes_dag(dags: Path, dag_id: str, *, mapper: str = WORDCOUNT_MAPPER, retries: int = 0,
                    deferrable: bool = False, storage: str = "") -> Any:  # fmt: skip
     """The job as a YAML file in `dags` (which must be Airflow's dags folder), parsed by Airflow."""
-    from airflow.dag_processing.dagbag import DagBag
-
     text = JOB.format(
         dag_id=dag_id, mapper=mapper, retries=retries, namespace=NAMESPACE,
         deferrable=str(deferrable).lower(), storage=storage,
     )  # fmt: skip
-    dags.mkdir(exist_ok=True)
-    (dags / f"{dag_id}.yaml").write_text(text)
-    (dags / "mapreduce_dags.py").write_text((DAGS / "mapreduce_dags.py").read_text())
-    return DagBag(str(dags)).get_dag(dag_id)
-
-
-@pytest.fixture
-def test_dags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A dags folder of this test's own (dag.test() runs DAGs parsed from the dags folder)."""
-    from airflow import settings
-
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path / "dags"))
-    return tmp_path / "dags"
+    return yaml_dag(dags, dag_id, text)
 
 
 def reference_counts(folder: Path) -> collections.Counter[str]:

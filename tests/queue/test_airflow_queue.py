@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from tests.dags_folder import yaml_dag
 from tests.wordcount import output_counts
 
 from airflow_mapreduce.airflow import build_dag
@@ -20,6 +21,7 @@ from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, open_queue, queue
 from airflow_mapreduce.spec import parse_job_text
 
 REPO = Path(__file__).resolve().parents[2]
+MAPPER = REPO / "dags" / "mapreduce_jobs" / "wordcount" / "mapper.py"
 
 K8S_JOB = """\
 dag_id: wordcount_queue_k8s
@@ -68,6 +70,64 @@ def test_local_pool_dag_matches_counter(  # type: ignore[no-untyped-def]
     queue = open_queue(redis_server.url, queue_name("wordcount_queue", run.run_id))
     assert queue.progress().total == 0
     queue.close()
+
+
+# Logs each run's map task index, then fails the first run of all (exactly one, atomic).
+LOGGING_FLAKY_MAPPER = """\
+import os, sys
+with open(sys.argv[1], "a") as log:
+    log.write(os.environ["mapreduce_task_partition"] + "\\n")
+try:
+    os.close(os.open(sys.argv[2], os.O_CREAT | os.O_EXCL))
+except FileExistsError:
+    os.execvp("python3", ["python3", sys.argv[3]])
+sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_retried_map_queue_reruns_only_the_uncommitted_map_tasks(  # type: ignore[no-untyped-def]
+    airflow_db, redis_server, word_corpus, test_dags, tmp_path, monkeypatch, capsys
+) -> None:
+    """The first try dead-letters one map task and fails; the retry enqueues only that one
+    (the others' committed output is kept), and the plan's XCom holds no spec list."""
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(redis_server.url))
+    mapper = tmp_path / "flaky_mapper.py"
+    mapper.write_text(LOGGING_FLAKY_MAPPER)
+    runs_log = tmp_path / "runs.log"
+    job = f"""\
+dag_id: wordcount_queue_retry
+input: {{uri: unused, split_size: 16KiB}}
+mapper: {{command: [python3, {mapper}, {runs_log}, {tmp_path / "failed-once"}, {MAPPER}]}}
+reducer: {{command: [python3, {REPO / "dags/mapreduce_jobs/wordcount/reducer.py"}]}}
+output: unused
+backend: local_pool
+retries: 1
+retry_delay_seconds: 1
+queue: {{conn_id: mapreduce_queue, workers: 2, max_attempts: 1, progress_interval_seconds: 1}}
+"""
+    dag = yaml_dag(test_dags, "wordcount_queue_retry", job)
+    lines = sorted(word_corpus.folder.iterdir())[0].read_text().splitlines(keepends=True)
+    corpus = tmp_path / "in.txt"
+    corpus.write_text("".join(lines[:1000]))
+    output = tmp_path / "out"
+
+    run = dag.test(run_conf={"input": f"file://{corpus}", "output": f"file://{output}"})
+
+    assert run.state == "success"
+    assert output_counts(output) == collections.Counter(corpus.read_text().split())
+    [ti] = [t for t in run.get_task_instances() if t.task_id == "run_map_queue"]
+    assert ti.try_number == 2
+    runs = collections.Counter(runs_log.read_text().split())
+    tasks = len(runs)
+    assert tasks > 2
+    assert sorted(runs.values()) == [1] * (tasks - 1) + [2]  # only the failed task ran again
+    message = f"{tasks} map task(s), {tasks - 1} committed by an earlier attempt, 1 newly enqueued"
+    assert message in capsys.readouterr().out  # the task log
+    [plan] = [t for t in run.get_task_instances() if t.task_id == "plan"]
+    assert plan.xcom_pull(task_ids="plan") is None  # XCom: the plan's URI only
+    assert plan.xcom_pull(task_ids="plan", key="plan_uri").endswith("/plan.json")
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +208,7 @@ def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  #
 ) -> None:
     import logging
 
-    from airflow_mapreduce.airflow.queue_backend import _QueueRun
+    from airflow_mapreduce.airflow.queue_backend import _QueueRun, queue_policy
     from airflow_mapreduce.errors import TaskFailedError
     from airflow_mapreduce.spec.queue import QueueSpec
 
@@ -156,7 +216,7 @@ def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  #
     operator: Any = SimpleNamespace(dag_id="dlq", log=logging.getLogger("test"))
     spec = QueueSpec(max_attempts=1, dead_letter_allowance=1, progress_interval_seconds=0.1)
     run = _QueueRun(operator, spec, {"run_id": "r-1"})  # type: ignore[arg-type]
-    run.enqueue(["spec-a", "spec-b", "spec-c"])
+    run.queue.enqueue(["spec-a", "spec-b", "spec-c"], queue_policy(spec))
     worker = open_queue(queue_server.url, run.name)
     handled = 0
     while handled < 3:

@@ -38,7 +38,12 @@ def airflow_max_map_length() -> int:
 
 
 class MapReducePlanOperator(BaseOperator):
-    """Cut the input into splits, write one task spec per map task, return their URIs."""
+    """Cut the input into splits, write one task spec per map task, return their URIs.
+
+    The URIs list (the map tasks' expand argument) is returned only when map tasks are
+    mapped Airflow tasks, which max_map_length caps. A work-queue map phase reads them from
+    the plan in storage, so XCom stays small whatever the fan-out.
+    """
 
     template_fields: Sequence[str] = (
         "input_uri", "output_uri", "work_uri", "num_reducers", "max_map_tasks",
@@ -64,7 +69,7 @@ class MapReducePlanOperator(BaseOperator):
         self.num_reducers = num_reducers
         self.max_map_tasks = job.max_map_tasks if max_map_tasks is None else max_map_tasks
 
-    def execute(self, context: Context) -> list[str]:
+    def execute(self, context: Context) -> list[str] | None:
         # URIs given through params/conf may themselves hold templates ({{ ds }}).
         input_uri = self._render_again(self.input_uri, context)
         output_uri = self._render_again(self.output_uri, context)
@@ -97,7 +102,7 @@ class MapReducePlanOperator(BaseOperator):
                 len(plan.skipped_inputs), ", ".join(plan.skipped_inputs[:20]),
             )  # fmt: skip
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
-        return spec_uris
+        return None if self.job.uses_queue else spec_uris
 
     def _max_map_tasks(self) -> int:
         requested = _as_int(self.max_map_tasks, "parallelism")

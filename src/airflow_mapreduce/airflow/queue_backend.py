@@ -5,10 +5,12 @@ plan's map task specs and waits while workers pull them.
 ``kubernetes_job``  MapReduceQueueJobOperator: one Indexed Kubernetes Job of N pods
                     (KubernetesJobOperator), each running the worker in pull mode.
 
-Both enqueue idempotently per run, log progress every few seconds, fail when more map
-tasks than allowed were dead-lettered, and delete the run's queue state at the end. The
-reduce phase stays dynamically mapped: it has few tasks and starts after this one, that
-is, only once every map task is committed.
+Both read the map task specs from the plan in storage (XCom holds only the plan's URI,
+however many map tasks there are), enqueue those not committed yet (so a retry redoes
+only the unfinished ones), log progress every few seconds, fail when more map tasks than
+allowed were dead-lettered, and delete the run's queue state at the end. The reduce phase
+stays dynamically mapped: it has few tasks and starts after this one, that is, only once
+every map task is committed.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.plan.manifests import pending_map_specs, read_task_spec
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, QueuePolicy, WorkQueue
 from airflow_mapreduce.queue.base import open_queue, queue_name
 from airflow_mapreduce.queue.progress import wait_until_finished
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.queue import QueueSpec
+from airflow_mapreduce.storage import FileSystems
 
 JOB_STATUS_INTERVAL_SECONDS = 10.0
 
@@ -76,11 +80,15 @@ class _QueueRun:
         self.url = queue_url_from_connection(spec.conn_id)
         self.queue: WorkQueue = open_queue(self.url, self.name)
 
-    def enqueue(self, spec_uris: Sequence[str]) -> None:
-        new = self.queue.enqueue(list(spec_uris), queue_policy(self.spec))
+    def enqueue(self, files: FileSystems, plan_uri: str) -> list[str]:
+        """Enqueue the run's uncommitted map tasks; return their spec URIs."""
+        pending, total = pending_map_specs(files, plan_uri)
+        new = self.queue.enqueue(pending, queue_policy(self.spec)) if pending else 0
         self.operator.log.info(
-            "Queue %s: %d map task(s), %d newly enqueued", self.name, len(spec_uris), new
-        )
+            "Queue %s: %d map task(s), %d committed by an earlier attempt, %d newly enqueued",
+            self.name, total, total - len(pending), new,
+        )  # fmt: skip
+        return pending
 
     def wait(self, check: Callable[[], None]) -> None:
         progress = wait_until_finished(
@@ -114,36 +122,35 @@ class _QueueRun:
 class MapReduceQueuePoolOperator(BaseOperator):
     """``local_pool``: N worker processes on this machine pull the map tasks."""
 
-    template_fields: Sequence[str] = ("spec_uris",)
+    template_fields: Sequence[str] = ("plan_uri",)
     ui_color = "#f3e8fd"
 
     def __init__(
         self,
         *,
-        spec_uris: Any,
+        plan_uri: Any,
         queue_spec: QueueSpec,
         aws_conn_id: str,
         job_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.spec_uris = spec_uris
+        self.plan_uri = plan_uri
         self.queue_spec = queue_spec  # (BaseOperator.queue is the executor queue)
         self.aws_conn_id = aws_conn_id
         self.job_dir = job_dir
 
     def execute(self, context: Context) -> None:
         from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
-        from airflow_mapreduce.plan.manifests import read_task_spec
         from airflow_mapreduce.queue.pool import LocalWorkerPool
 
+        files = airflow_filesystems(self.aws_conn_id)
         with _QueueRun(self, self.queue_spec, context) as run:
-            run.enqueue(self.spec_uris)
+            pending = run.enqueue(files, self.plan_uri)
+            if not pending:
+                return
             # All map tasks of a run share their storage: the first one's says what it is.
-            uris = list(self.spec_uris[:1])
-            if uris:
-                files = airflow_filesystems(self.aws_conn_id)
-                uris += read_task_spec(files, uris[0]).storage_uris()
+            uris = [self.plan_uri, pending[0], *read_task_spec(files, pending[0]).storage_uris()]
             env = worker_env(self.aws_conn_id, uris, None)  # the pool adds the job folder
             pool = LocalWorkerPool(
                 run.url, run.name, self.queue_spec.workers, cwd=self.job_dir, env=env
@@ -162,16 +169,22 @@ def _job_operator_class() -> type[Any]:
     class MapReduceQueueJobOperator(KubernetesJobOperator):
         """``kubernetes_job``: one Indexed Job whose pods pull the map tasks."""
 
-        template_fields: Sequence[str] = (*KubernetesJobOperator.template_fields, "spec_uris")
+        template_fields: Sequence[str] = (*KubernetesJobOperator.template_fields, "plan_uri")
 
-        def __init__(self, *, spec_uris: Any, queue_spec: QueueSpec, **kwargs: Any) -> None:
+        def __init__(
+            self, *, plan_uri: Any, queue_spec: QueueSpec, aws_conn_id: str, **kwargs: Any
+        ) -> None:
             super().__init__(**kwargs)
-            self.spec_uris = spec_uris
+            self.plan_uri = plan_uri
             self.queue_spec = queue_spec
+            self.aws_conn_id = aws_conn_id
 
         def execute(self, context: Context) -> None:
+            from airflow_mapreduce.airflow.connections import airflow_filesystems
+
             with _QueueRun(self, self.queue_spec, context) as run:
-                run.enqueue(self.spec_uris)
+                if not run.enqueue(airflow_filesystems(self.aws_conn_id), self.plan_uri):
+                    return  # every map task was committed by an earlier attempt: no Job
                 self.arguments = ["--pull", run.name]
                 super().execute(context)  # creates the Job; we watch the queue instead
                 run.wait(check=self._job_check())
@@ -227,15 +240,18 @@ def queue_job_arguments(job: JobSpec) -> dict[str, Any]:
 
 
 def add_queue_map_task(
-    job: JobSpec, spec_uris: Any, job_dir: str | None, task_id: str = "run_map_queue"
+    job: JobSpec, plan_uri: Any, job_dir: str | None, task_id: str = "run_map_queue"
 ) -> BaseOperator:
     """The map phase of a work-queue backend: one task instead of a mapped one."""
     from airflow_mapreduce.airflow.backends import task_arguments
 
-    common = {**task_arguments(job, task_id), "spec_uris": spec_uris, "queue_spec": job.queue}
+    common = {
+        **task_arguments(job, task_id),
+        "plan_uri": plan_uri,
+        "queue_spec": job.queue,
+        "aws_conn_id": job.storage.aws_conn_id,
+    }
     if job.backend == "kubernetes_job":
         operator: BaseOperator = _job_operator_class()(**common, **queue_job_arguments(job))
         return operator
-    return MapReduceQueuePoolOperator(
-        **common, aws_conn_id=job.storage.aws_conn_id, job_dir=job_dir
-    )
+    return MapReduceQueuePoolOperator(**common, job_dir=job_dir)

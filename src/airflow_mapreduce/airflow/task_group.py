@@ -50,7 +50,7 @@ def add_mapreduce_tasks(
     plan_uri = XComArg(plan, key="plan_uri")
     follower: dict[str, Any] = {"plan_uri": plan_uri, "aws_conn_id": job.storage.aws_conn_id}
     if job.uses_queue:  # work-queue mode: one task runs every map
-        maps = add_queue_map_task(job, plan.output, job_dir)
+        maps = add_queue_map_task(job, plan_uri, job_dir)
     else:
         maps = expand_worker_tasks(job, "map", plan.output, job_dir)
     commit = MapReduceCommitOperator(task_id="commit", **follower)

@@ -54,8 +54,15 @@ class RunLayout:
     def shuffle_uri(self) -> str:
         return join_uri(self.run_root, "shuffle.json")
 
+    def phase_dir(self, phase: str) -> str:
+        return join_uri(self.run_root, phase)
+
+    @staticmethod
+    def task_name(index: int) -> str:
+        return f"{index:05d}"
+
     def task_dir(self, phase: str, index: int) -> str:
-        return join_uri(self.run_root, phase, f"{index:05d}")
+        return join_uri(self.phase_dir(phase), self.task_name(index))
 
     def spec_uri(self, phase: str, index: int) -> str:
         return join_uri(self.task_dir(phase, index), "spec.json")

@@ -22,6 +22,26 @@ def read_plan(files: FileSystems, plan_uri: str) -> RunPlan:
     return RunPlan.model_validate_json(files.read_bytes(plan_uri))
 
 
+def pending_map_specs(files: FileSystems, plan_uri: str) -> tuple[list[str], int]:
+    """(spec URIs of the run's map tasks with no manifest yet, number of map tasks).
+
+    What a work-queue map phase enqueues: the URIs come from the plan in storage, not from
+    XCom (a run may have 100 000 map tasks), and a retry of the phase redoes only the tasks
+    whose output was never committed. One listing of the map folder, not a request per task.
+    A manifest present but unreadable is caught by the shuffle's check, which names the task.
+    """
+    plan = read_plan(files, plan_uri)
+    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    found = files.find_all(layout.phase_dir("map"))  # .../map/<task>/manifest.json
+    done = {uri.rsplit("/", 2)[-2] for uri in found if uri.endswith("/manifest.json")}
+    pending = [
+        layout.spec_uri("map", index)
+        for index in range(plan.num_map_tasks)
+        if layout.task_name(index) not in done
+    ]
+    return pending, plan.num_map_tasks
+
+
 _TASK_SPEC: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
 
 
