@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from fsspec import AbstractFileSystem
 
-from airflow_mapreduce.queue.pool import job_dir_env
+from airflow_mapreduce.launch import job_dir_env
 from airflow_mapreduce.storage import FileSystems, protocol_of
 
 S3_PROTOCOLS = ("s3", "s3a")

@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
 from airflow_mapreduce.errors import PlanError, TaskFailedError
+from airflow_mapreduce.launch import worker_command
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.manifests import read_plan, read_task_spec
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
@@ -22,13 +23,6 @@ from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.validators import check_uri
 from airflow_mapreduce.storage import FileSystems
-
-WORKER_MODULE = "airflow_mapreduce.worker"
-
-
-def worker_command(python: str = "python") -> list[str]:
-    """The one worker command, in pods and in local subprocesses alike."""
-    return [python, "-m", WORKER_MODULE]
 
 
 def airflow_max_map_length() -> int:

@@ -10,15 +10,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from airflow_mapreduce.launch import job_dir_env, worker_command
 from airflow_mapreduce.queue.base import QUEUE_URL_ENV, QueueError
-
-
-def job_dir_env(env: dict[str, str], job_dir: str | None) -> dict[str, str]:
-    """`env` with the job's folder first on PYTHONPATH: Python callables import from it,
-    as from an image's workdir."""
-    if job_dir:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [job_dir, env.get("PYTHONPATH")]))
-    return env
 
 
 class LocalWorkerPool:
@@ -50,7 +43,7 @@ class LocalWorkerPool:
             )
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "airflow_mapreduce.worker", "--pull", self.queue],
+                    [*worker_command(sys.executable), "--pull", self.queue],
                     cwd=self.cwd,
                     env={**env, "JOB_COMPLETION_INDEX": str(index)},
                     stdout=log,
