@@ -116,6 +116,26 @@ def test_pair_buffer_charges_a_new_str_key_its_real_size() -> None:
         buffer.close()
 
 
+@pytest.mark.parametrize("key_kind", [str, int])  # int keys: the encoded-keys path
+def test_pair_buffer_charges_every_value_that_is_not_an_int(key_kind: type) -> None:
+    """Long str values among small ints (which are what each batch ends with) are each
+    charged their size: sampling one value per batch would charge them nothing."""
+    values = [1 if i % 3 else "v" * (i * 37 % 5000) for i in range(10_001)] + [1]
+    pairs = [(key_kind(i % 10), value) for i, value in enumerate(values)]
+    buffer = PairBuffer(RecordFormat(num_partitions=1), budget=64 * 1024**2)
+    try:
+        buffer.add_pairs(pairs)
+        longs = sum(sys.getsizeof(v) for v in values if isinstance(v, str))
+        keys = sum(
+            sys.getsizeof(k if key_kind is str else shuffle_json(k)) + KEY_OVERHEAD
+            for k in {k for k, _ in pairs}
+        )
+        assert buffer.records == len(pairs)
+        assert buffer.used == keys + len(pairs) * VALUE_SLOT + longs  # small ints cost 0
+    finally:
+        buffer.close()
+
+
 def test_line_buffer_runs_the_combiner_on_each_sorted_spill() -> None:
     lines = [b"w%d\t1" % (i % 500) for i in range(60_000)]
     seen: list[list[bytes]] = []

@@ -52,20 +52,23 @@ class PairBuffer(MapOutputBuffer):
         done = False
         while not done:
             add = self._add_encoded if self._encoded_keys else self._add_str_keyed
-            added, last_value, done = add(it)
+            added, ints, last_int, done = add(it)
             self.records += added
-            if added:
-                self.used += added * (VALUE_SLOT + _size(last_value))  # values: sampled
+            # Other values were charged one by one; ints cost 0 (shared) or ~28 bytes each,
+            # so one sample of them is close enough and keeps their loop lean.
+            self.used += added * VALUE_SLOT + ints * _size(last_int)
             if self.used > self.budget:
                 self.spill()
 
-    def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, Any, bool]:
-        """Up to CHECK_EVERY pairs; (how many, the last value, whether `it` ran out)."""
+    def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, int, int, bool]:
+        """Up to CHECK_EVERY pairs: (how many, how many int values, the last int value,
+        whether `it` ran out). New keys and non-int values are charged here."""
         groups = self._groups
         get = groups.get
-        count, key, value, new_keys = 0, None, None, 0
+        count, key, value, charged, others, last_int = 0, None, None, 0, 0, 0
+        switch = False  # a key that is no str: from it on, the buffer keys by encoded bytes
         try:
-            for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):
+            for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
                 held = get(key)
                 if held is not None:
                     held.append(value)
@@ -73,39 +76,54 @@ class PairBuffer(MapOutputBuffer):
                     groups[key] = [value]
                     # getsizeof costs 7x a len(): for ASCII (a flag test) the size is known
                     size = len(key) + ASCII_STR if key.isascii() else sys.getsizeof(key)
-                    new_keys += size + KEY_OVERHEAD
+                    charged += size + KEY_OVERHEAD
                 else:
-                    self._switch_to_encoded(key, value)
-                    return count, value, False
+                    switch = True
+                    break
+                if type(value) is int:
+                    last_int = value
+                else:
+                    others += 1
+                    charged += _size(value)
         except TypeError:
             if _hashable(key):
                 raise  # not ours: e.g. the mapper yielded something other than a pair
-            self._switch_to_encoded(key, value)
-            return count, value, False  # zip counted it before the lookup failed
+            switch = True
         finally:
-            self.used += new_keys
-        return count, value, count < CHECK_EVERY
+            self.used += charged
+        if not switch:
+            return count, count - others, last_int, count < CHECK_EVERY
+        # zip counted the pair that needs the switch; the switch adds it
+        self._switch_to_encoded(key, value)
+        return count - 1, count - 1 - others, last_int, False
 
     def _switch_to_encoded(self, key: Any, value: Any) -> None:
         """Re-key the buffer by encoded keys, then add the pair that needed it."""
         self._groups = {encode_json(k): held for k, held in self._groups.items()}
         self._encoded_keys = True
-        self._add_encoded(iter([(key, value)]))
+        added, ints, last_int, _ = self._add_encoded(iter([(key, value)]))
+        self.records += added
+        self.used += added * VALUE_SLOT + ints * _size(last_int)
 
-    def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, Any, bool]:
+    def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, int, int, bool]:
         groups = self._groups
         get = groups.get
-        count, value, new_keys = 0, None, 0
+        count, charged, others, last_int = 0, 0, 0, 0
         for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
             raw = encode_json(key)
             held = get(raw)
             if held is None:
                 groups[raw] = [value]
-                new_keys += sys.getsizeof(raw) + KEY_OVERHEAD
+                charged += sys.getsizeof(raw) + KEY_OVERHEAD
             else:
                 held.append(value)
-        self.used += new_keys
-        return count, value, count < CHECK_EVERY
+            if type(value) is int:
+                last_int = value
+            else:
+                others += 1
+                charged += _size(value)
+        self.used += charged
+        return count, count - others, last_int, count < CHECK_EVERY
 
     def _drain(self) -> list[list[bytes]]:
         groups, self._groups = self._groups, {}
