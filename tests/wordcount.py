@@ -1,5 +1,5 @@
 """Reading a job's output back: part files, and word counts for comparison with an independent
-collections.Counter."""
+collections.Counter (`input_counts`)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def word_counts(parts: Mapping[str, bytes]) -> collections.Counter[str]:
 def read_parts(folder: Path) -> dict[str, bytes]:
     """{part file name: its bytes} of an output folder."""
     return {p.name: p.read_bytes() for p in sorted(folder.glob("part-*"))}
+
+
+def input_counts(folder: Path) -> collections.Counter[str]:
+    """The reference: collections.Counter over the whitespace-split text of every file."""
+    counts: collections.Counter[str] = collections.Counter()
+    for path in folder.iterdir():
+        counts.update(path.read_text().split())
+    return counts

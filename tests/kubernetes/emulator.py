@@ -8,7 +8,11 @@ local process. Everything a client sees goes through the real Kubernetes REST AP
 What this adds on top of kmock (its known gaps, see docs/kubernetes.md):
 - `v1/pods`, `v1/events`, `v1/secrets` are declared up front (discovery, empty lists);
 - `?watch=True` (what the Python clients send) is treated as `?watch=true`;
+- lists and watches honour `labelSelector` (kmock ignores it and returns every object;
+  KubernetesPodOperator finds its pod by labels, so a Job's pods would match any task);
 - a created pod gets what an API server adds: uid, creationTimestamp and phase Pending;
+- a created Job (when "batch/v1/jobs" is served) gets uid, creationTimestamp and an empty
+  status; its pods come from the test Job controller (tests/kubernetes/job_controller.py);
 - `GET pods/<name>/log` serves the container output the kubelet captured (timestamps,
   sinceSeconds, sinceTime, follow); `exec`/`attach` answer 400: the emulator has no
   exec, so an XCom sidecar cannot work (the provider's design does not use one).
@@ -23,10 +27,11 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,7 @@ import kmock
 from kmock._internal import rendering
 
 PODS = kmock.resource("v1/pods")
+JOBS = kmock.resource("batch/v1/jobs")
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"  # the kubelet's default workdir
 NAMESPACE = "mapreduce"
 DECLARED_RESOURCES = ("v1/pods", "v1/events", "v1/secrets")
@@ -44,6 +50,38 @@ DECLARED_RESOURCES = ("v1/pods", "v1/events", "v1/secrets")
 
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_SET_REQUIREMENT = re.compile(r"^(\S+)\s+(in|notin)\s+\((.*)\)$")
+
+
+def label_selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    """Whether `labels` satisfy a label selector: `k=v`, `k==v`, `k!=v`, `k`, `!k`,
+    `k in (a,b)`, `k notin (a,b)`, comma-separated (all must hold)."""
+    requirements = [r.strip() for r in re.split(r",(?![^()]*\))", selector) if r.strip()]
+    for requirement in requirements:
+        if match := _SET_REQUIREMENT.match(requirement):
+            key, op, values = match[1], match[2], {v.strip() for v in match[3].split(",")}
+            if (op == "in") != (key in labels and labels[key] in values):
+                return False
+        elif "!=" in requirement:
+            key, value = (part.strip() for part in requirement.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in requirement:
+            key, value = (part.strip() for part in re.split("==?", requirement, maxsplit=1))
+            if labels.get(key) != value:
+                return False
+        elif requirement.startswith("!"):
+            if requirement[1:].strip() in labels:
+                return False
+        elif requirement not in labels:
+            return False
+    return True
+
+
+def _labels(obj: Any) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {}) if isinstance(obj, dict) else {}
 
 
 @dataclass
@@ -70,6 +108,7 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
     """kmock's emulator with the gaps above closed, for pods driven by a test kubelet."""
 
     created_pods: list[dict[str, Any]]
+    created_jobs: list[dict[str, Any]]
     log_lookup: LogLookup
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -93,7 +132,32 @@ class KubernetesAPI(kmock.KubernetesEmulator):  # type: ignore[misc]
             pod["metadata"].setdefault("namespace", request.namespace)
             pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
             self.created_pods.append(json.loads(json.dumps(pod)))
+        if request.resource == JOBS and request.action == kmock.action.CREATE:
+            job = request.data
+            job.setdefault("metadata", {}).update(
+                uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), resourceVersion="1"
+            )
+            job["metadata"].setdefault("namespace", request.namespace)
+            job["status"] = {}  # an API server ignores a submitted status; the controller sets it
+            self.created_jobs.append(json.loads(json.dumps(job)))
         return await super()._handle(request)
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        payload = await super()._serve_list(request)
+        if selector := request.params.get("labelSelector"):
+            payload["items"] = [
+                item for item in payload["items"] if label_selector_matches(selector, _labels(item))
+            ]
+        return payload
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        selector = request.params.get("labelSelector")
+        async for event in super()._serve_watch(request):
+            if isinstance(event, dict) and selector:
+                object_labels = _labels(event.get("object"))
+                if not label_selector_matches(selector, object_labels):
+                    continue
+            yield event
 
     async def _serve_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         raw = request._raw_request  # a streamed (follow) answer needs the aiohttp request
@@ -138,6 +202,7 @@ class EmulatedCluster:
         """`extra_resources`: more kinds to serve, e.g. ("batch/v1/jobs",)."""
         self.api = KubernetesAPI()
         self.api.created_pods = []
+        self.api.created_jobs = []
         self.api.log_lookup = lambda namespace, name: None
         for resource in (*DECLARED_RESOURCES, *extra_resources):
             self.api.resources[resource] = {}
@@ -170,6 +235,11 @@ class EmulatedCluster:
         """Every pod as it was submitted (plus uid/status), in creation order."""
         return list(self.api.created_pods)
 
+    @property
+    def created_jobs(self) -> list[dict[str, Any]]:
+        """Every Job as it was submitted (plus uid/creationTimestamp), in creation order."""
+        return list(self.api.created_jobs)
+
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
             return json.loads(response.read())
@@ -177,6 +247,10 @@ class EmulatedCluster:
     def pods(self, namespace: str) -> list[dict[str, Any]]:
         """The pods that exist now in `namespace` (deleted ones are gone)."""
         return list(self.get(f"/api/v1/namespaces/{namespace}/pods")["items"])
+
+    def jobs(self, namespace: str) -> list[dict[str, Any]]:
+        """The Jobs that exist now in `namespace`, with their current status."""
+        return list(self.get(f"/apis/batch/v1/namespaces/{namespace}/jobs")["items"])
 
     def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
         import base64

@@ -16,7 +16,7 @@ import pytest
 from tests.dags_folder import yaml_dag
 from tests.kubernetes.emulator import NAMESPACE, EmulatedCluster
 from tests.kubernetes.emulator import REPO_DAGS as DAGS
-from tests.wordcount import output_counts
+from tests.wordcount import input_counts, output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,13 +51,6 @@ def kubernetes_dag(dags: Path, dag_id: str, *, mapper: str = WORDCOUNT_MAPPER, r
         deferrable=str(deferrable).lower(), storage=storage,
     )  # fmt: skip
     return yaml_dag(dags, dag_id, text)
-
-
-def reference_counts(folder: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    for path in folder.iterdir():
-        counts.update(path.read_text().split())
-    return counts
 
 
 def task_states(dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str, int]]:
@@ -121,7 +114,7 @@ def test_word_count_runs_as_pods(airflow_db, k8s_cluster, test_dags, tmp_path, c
     run = dag.test(run_conf={"input": input_uri, "output": output})
 
     assert run.state == "success"
-    assert read_output(output, request) == reference_counts(CORPUS)
+    assert read_output(output, request) == input_counts(CORPUS)
     pods = cluster.created_pods
     phases = collections.Counter(p["metadata"]["labels"]["app.kubernetes.io/component"]
                                  for p in pods)  # fmt: skip
@@ -173,7 +166,7 @@ def test_failed_pod_fails_its_task_and_the_retry_succeeds(airflow_db, k8s_cluste
     run = dag.test(run_conf={"input": f"file://{CORPUS}", "output": f"file://{output}"})
 
     assert run.state == "success"
-    assert output_counts(output) == reference_counts(CORPUS)
+    assert output_counts(output) == input_counts(CORPUS)
     states = task_states("wordcount_k8s_retry", run.run_id)
     maps = {index: state for (task_id, index), state in states.items() if task_id == "map"}
     assert len(maps) > 1  # every map pod but the first succeeds on its first try
