@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.servers import free_port, wait_for_port
+from tests.servers import REDIS_PASSWORD, QueueServer, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "dags"
@@ -223,3 +223,30 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         return commit_run(files, plan_uri)
 
     return run
+
+
+def _server(
+    kind: str, tmp_path_factory: pytest.TempPathFactory, password: str | None = None
+) -> Iterator[QueueServer]:
+    server = QueueServer(kind, tmp_path_factory.mktemp(kind), password)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueServer]:
+    yield from _server("redis", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueServer]:
+    yield from _server("nats", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueServer]:
+    """A Redis with requirepass: its URL holds a secret that must not leak."""
+    yield from _server("redis", tmp_path_factory, REDIS_PASSWORD)

@@ -15,7 +15,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tests.dags_folder import yaml_dag
 from tests.kubernetes.conftest import JobsCluster
 from tests.kubernetes.emulator import NAMESPACE
 from tests.kubernetes.emulator import REPO_DAGS as DAGS
-from tests.queue.conftest import QueueServer
+from tests.servers import REDIS_PASSWORD
 from tests.wordcount import input_counts, output_counts
 
 from airflow_mapreduce.queue import QUEUE_URL_ENV, open_queue, queue_name
@@ -36,7 +36,6 @@ CORPUS = DAGS / "data" / "wordcount"
 SPLIT_SIZE = 256  # bytes: ~2 KB of corpus gives 8 map tasks
 CONN_ID = "mapreduce_queue_k8s"
 SECRET = "mapreduce-queue"
-PASSWORD = "queue-pass-7f3a9c-do-not-leak"  # a test server's
 WORDCOUNT_MAPPER = "python3, mapreduce_jobs/wordcount/mapper.py"
 # A map task takes ~50 ms, less than the spread of the pods' start-up, so the first pod up
 # could take them all. This mapper first waits until every pod (every completion index)
@@ -79,41 +78,11 @@ queue:
 """
 
 
-class PasswordRedis(QueueServer):
-    """tests/queue's Redis server, with `requirepass`: a URL that must not leak."""
-
-    def __init__(self, data: Path) -> None:
-        super().__init__("redis", data)
-
-    def argv(self) -> list[str]:
-        return [*super().argv(), "--requirepass", PASSWORD]
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
-
-    def connection_json(self) -> str:
-        """The same server as an Airflow connection (AIRFLOW_CONN_<CONN_ID>)."""
-        return json.dumps(
-            {"conn_type": "redis", "host": "127.0.0.1", "port": self.port, "password": PASSWORD}
-        )
-
-
-@pytest.fixture(scope="module")
-def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordRedis]:
-    server = PasswordRedis(tmp_path_factory.mktemp("redis-password"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def queue_job(airflow_db, k8s_jobs_cluster, redis_with_password, test_dags, tmp_path,  # type: ignore[no-untyped-def]
               monkeypatch) -> Callable[..., Any]:  # fmt: skip
     """Write a kubernetes_job word count into the test's dags folder; return its DAG."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", redis_with_password.connection_json())
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", redis_with_password.airflow_conn_json())
 
     def build(dag_id: str, *, workers: int, max_attempts: int = 3,
               mapper: str = WORDCOUNT_MAPPER) -> Any:  # fmt: skip
@@ -208,8 +177,8 @@ def test_indexed_job_pods_pull_every_map_task(queue_job, k8s_jobs_cluster, redis
     [url] = [e for e in container["env"] if e["name"] == QUEUE_URL_ENV]
     assert url["valueFrom"] == {"secretKeyRef": {"name": SECRET, "key": "url"}}
     submitted = json.dumps(job)
-    assert PASSWORD not in submitted and "redis://" not in submitted
-    assert all(PASSWORD not in json.dumps(p) for p in jobs.cluster.created_pods)
+    assert REDIS_PASSWORD not in submitted and "redis://" not in submitted
+    assert all(REDIS_PASSWORD not in json.dumps(p) for p in jobs.cluster.created_pods)
 
     # One pod per index, and together they ran every map task the plan wrote, once each.
     pods = job_pods(jobs, job)
@@ -232,7 +201,7 @@ def test_indexed_job_pods_pull_every_map_task(queue_job, k8s_jobs_cluster, redis
     queue = open_queue(redis_with_password.url, queue_name(dag_id, run.run_id))
     assert queue.progress().total == 0
     queue.close()
-    assert PASSWORD not in capsys.readouterr().out
+    assert REDIS_PASSWORD not in capsys.readouterr().out
 
 
 def test_a_mapper_that_always_fails_dead_letters_and_fails_the_run(  # type: ignore[no-untyped-def]

@@ -42,12 +42,6 @@ queue:
 """
 
 
-def connection_json(url: str) -> str:
-    scheme, rest = url.split("://")
-    host, port = rest.split("/")[0].split(":")
-    return json.dumps({"conn_type": scheme, "host": host, "port": int(port)})
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_local_pool_dag_matches_counter(  # type: ignore[no-untyped-def]
@@ -55,7 +49,7 @@ def test_local_pool_dag_matches_counter(  # type: ignore[no-untyped-def]
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(redis_server.url))
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", redis_server.airflow_conn_json())
     dag = DagBag(str(REPO / "dags")).get_dag("wordcount_queue")
     output = tmp_path / "out"
     lines = sorted(word_corpus.folder.iterdir())[0].read_text().splitlines(keepends=True)
@@ -92,7 +86,7 @@ def test_a_retried_map_queue_reruns_only_the_uncommitted_map_tasks(  # type: ign
 ) -> None:
     """The first try dead-letters one map task and fails; the retry enqueues only that one
     (the others' committed output is kept), and the plan's XCom holds no spec list."""
-    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(redis_server.url))
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", redis_server.airflow_conn_json())
     mapper = tmp_path / "flaky_mapper.py"
     mapper.write_text(LOGGING_FLAKY_MAPPER)
     runs_log = tmp_path / "runs.log"
@@ -212,7 +206,7 @@ def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  #
     from airflow_mapreduce.errors import TaskFailedError
     from airflow_mapreduce.spec.queue import QueueSpec
 
-    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", connection_json(queue_server.url))
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", queue_server.airflow_conn_json())
     operator: Any = SimpleNamespace(dag_id="dlq", log=logging.getLogger("test"))
     spec = QueueSpec(max_attempts=1, dead_letter_allowance=1, progress_interval_seconds=0.1)
     run = _QueueRun(operator, spec, {"run_id": "r-1"})  # type: ignore[arg-type]

@@ -109,3 +109,25 @@ def test_purge_removes_the_run_state(queue: WorkQueue) -> None:
     queue.enqueue(["x", "y"], FAST)
     queue.purge()
     assert queue.progress().total == 0
+
+
+def test_a_wrong_redis_password_fails_at_once(redis_with_password) -> None:  # type: ignore[no-untyped-def]
+    """Refused credentials are not retried like a restarting server (test_chaos.py): one
+    connection attempt (the server's own count), then a QueueError that says what to fix."""
+    import redis
+
+    from airflow_mapreduce.queue import QueueError
+
+    admin = redis.Redis.from_url(redis_with_password.url)
+
+    def connections() -> int:
+        return int(admin.info("stats")["total_connections_received"])
+
+    wrong = redis_with_password.url.replace(redis_with_password.password, "wrong-password")
+    queue = open_queue(wrong, f"t-{uuid.uuid4().hex[:10]}")
+    before = connections()
+    with pytest.raises(QueueError, match="refused the queue URL's credentials"):
+        queue.progress()
+    assert connections() - before == 1  # (admin reuses its pooled connection)
+    queue.close()
+    admin.close()

@@ -7,8 +7,11 @@ queue on one slot. Time comes from the server (TIME), never from worker clocks.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow_mapreduce.queue.base import DeadLetter, Delivery, Progress, QueueError, QueuePolicy
@@ -119,11 +122,37 @@ return 1
 _KEY_NAMES = ("ready", "delayed", "leases", "all", "attempts", "dead", "config", "done", "stats")
 
 
+@functools.cache  # redis is an optional extra: the class is built on first use
+def _reconnecting_retry() -> type[Any]:
+    from redis.exceptions import AuthenticationError, AuthorizationError
+    from redis.retry import Retry
+
+    class ReconnectingRetry(Retry):
+        """Retries lost connections, not refused credentials: redis-py's
+        AuthenticationError is a ConnectionError, and 40 retries of a wrong password kept
+        every worker (and a Job's replacement pods) busy for ~40 s before it failed."""
+
+        def call_with_retry(
+            self,
+            do: Callable[[], Any],
+            fail: Callable[..., Any],
+            is_retryable: Callable[[Exception], bool] | None = None,
+            with_failure_count: bool = False,
+        ) -> Any:
+            def retryable(error: Exception) -> bool:
+                if isinstance(error, (AuthenticationError, AuthorizationError)):
+                    return False
+                return is_retryable(error) if is_retryable else True
+
+            return super().call_with_retry(do, fail, retryable, with_failure_count)
+
+    return ReconnectingRetry
+
+
 class RedisWorkQueue:
     def __init__(self, url: str, name: str) -> None:
         import redis
         from redis.backoff import ExponentialBackoff
-        from redis.retry import Retry
 
         # Reconnect through a server restart (~30 s of retries) instead of failing the worker.
         self._redis = redis.Redis.from_url(
@@ -131,7 +160,7 @@ class RedisWorkQueue:
             decode_responses=True,
             socket_timeout=30,
             socket_connect_timeout=5,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=40),
+            retry=_reconnecting_retry()(ExponentialBackoff(cap=1.0, base=0.05), retries=40),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         self.name = name
@@ -145,24 +174,37 @@ class RedisWorkQueue:
     def _key(self, name: str) -> str:
         return self._keys[_KEY_NAMES.index(name)]
 
-    def _call(self, script: Any, args: list[Any]) -> Any:
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Every Redis error, as a QueueError naming the queue."""
         import redis
 
         try:
-            return script(keys=self._keys, args=args)
+            yield
+        except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+            raise QueueError(
+                f"Redis queue {self.name}: the server refused the queue URL's credentials "
+                f"({exc}). Check the password in the Airflow connection queue.conn_id and, "
+                "for pods, in the Kubernetes Secret queue.secret (key url)."
+            ) from exc
         except redis.RedisError as exc:
             raise QueueError(f"Redis queue {self.name}: {exc}") from exc
 
+    def _call(self, script: Any, args: list[Any]) -> Any:
+        with self._errors():
+            return script(keys=self._keys, args=args)
+
     def enqueue(self, items: list[str], policy: QueuePolicy) -> int:
-        self._redis.hset(
-            self._key("config"),
-            mapping={
-                "max_attempts": policy.max_attempts,
-                "visibility": policy.visibility_timeout_seconds,
-                "backoff": policy.backoff_seconds,
-                "max_backoff": policy.max_backoff_seconds,
-            },
-        )
+        with self._errors():
+            self._redis.hset(
+                self._key("config"),
+                mapping={
+                    "max_attempts": policy.max_attempts,
+                    "visibility": policy.visibility_timeout_seconds,
+                    "backoff": policy.backoff_seconds,
+                    "max_backoff": policy.max_backoff_seconds,
+                },
+            )
         new = 0
         for start in range(0, len(items), 1000):
             new += int(self._call(self._enqueue, items[start : start + 1000]))
@@ -209,7 +251,8 @@ class RedisWorkQueue:
         pipe.zcard(self._key("delayed"))
         pipe.hget(self._key("stats"), "retried")
         pipe.hlen(self._key("dead"))
-        total, done, leased, ready, delayed, retried, dead = pipe.execute()
+        with self._errors():
+            total, done, leased, ready, delayed, retried, dead = pipe.execute()
         return Progress(
             total=total,
             done=done,
@@ -221,13 +264,16 @@ class RedisWorkQueue:
 
     def dead_letters(self) -> list[DeadLetter]:
         letters = []
-        for item, raw in sorted(self._redis.hgetall(self._key("dead")).items()):
+        with self._errors():
+            dead = self._redis.hgetall(self._key("dead"))
+        for item, raw in sorted(dead.items()):
             record = json.loads(raw)
             letters.append(DeadLetter(str(item), int(record["attempts"]), str(record["error"])))
         return letters
 
     def purge(self) -> None:
-        self._redis.delete(*self._keys)
+        with self._errors():
+            self._redis.delete(*self._keys)
 
     def close(self) -> None:
         self._redis.close()
