@@ -66,6 +66,7 @@ kubernetes:
   image: airflow-mapreduce-worker:dev
   namespace: {namespace}
   startup_check_interval_seconds: 1
+  startup_timeout_seconds: {startup_timeout}
   poll_interval_seconds: 1
 queue:
   conn_id: {conn_id}
@@ -85,11 +86,11 @@ def queue_job(airflow_db, k8s_jobs_cluster, redis_with_password, test_dags, tmp_
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", redis_with_password.airflow_conn_json())
 
     def build(dag_id: str, *, workers: int, max_attempts: int = 3,
-              mapper: str = WORDCOUNT_MAPPER) -> Any:  # fmt: skip
+              mapper: str = WORDCOUNT_MAPPER, startup_timeout: int = 120) -> Any:  # fmt: skip
         text = JOB.format(
             dag_id=dag_id, split_size=SPLIT_SIZE, mapper=mapper, work=tmp_path / "work",
             namespace=NAMESPACE, conn_id=CONN_ID, secret=SECRET, workers=workers,
-            max_attempts=max_attempts,
+            max_attempts=max_attempts, startup_timeout=startup_timeout,
         )  # fmt: skip
         return yaml_dag(test_dags, dag_id, text)
 
@@ -244,8 +245,8 @@ def test_a_failed_job_fails_the_map_phase(queue_job, k8s_jobs_cluster, redis_wit
     JOB_STATUS_INTERVAL_SECONDS) and fails instead of waiting for a queue nobody pulls."""
     jobs: JobsCluster = k8s_jobs_cluster
     dag_id = "wordcount_indexed_job_fails"
-    # (Not a wrong password: the worker retries that like a server restart, ~40 s per pod.
-    # Not a missing Secret: a real kubelet keeps such a pod Pending, it never fails.)
+    # (Not a missing Secret: a real kubelet keeps such a pod Pending, it never fails; that
+    # case is test_pods_that_never_start_fail_the_map_phase_after_the_startup_timeout.)
     jobs.cluster.create_secret(NAMESPACE, SECRET, {"url": ""})
     dag = queue_job(dag_id, workers=2, max_attempts=1)
 
@@ -278,6 +279,69 @@ def test_a_failed_job_fails_the_map_phase(queue_job, k8s_jobs_cluster, redis_wit
     queue = open_queue(redis_with_password.url, queue_name(dag_id, run.run_id))
     assert queue.progress().total == 0  # cleaned up on failure too
     queue.close()
+
+
+def test_pods_that_never_start_fail_the_map_phase_after_the_startup_timeout(  # type: ignore[no-untyped-def]
+    queue_job, k8s_jobs_cluster, redis_with_password, tmp_path, capsys, monkeypatch
+) -> None:
+    """Pods stuck in Pending (here: no kubelet runs them; on a cluster: a missing Secret,
+    an image that cannot be pulled, no node that fits) never fail the Job; the operator
+    fails once no map task was taken within startup_timeout_seconds, naming the pods."""
+    from airflow_mapreduce.airflow import queue_backend
+
+    monkeypatch.setattr(queue_backend, "JOB_STATUS_INTERVAL_SECONDS", 0.5)
+    jobs: JobsCluster = k8s_jobs_cluster
+    jobs.kubelet.stop()
+    dag_id = "wordcount_indexed_job_pending"
+    jobs.cluster.create_secret(NAMESPACE, SECRET, {"url": redis_with_password.url})
+    dag = queue_job(dag_id, workers=2, startup_timeout=2)
+
+    run = dag.test(run_conf={"input": f"file://{CORPUS}", "output": f"file://{tmp_path / 'out'}"})
+
+    assert run.state == "failed"
+    assert task_states(dag_id, run.run_id)["run_map_queue[-1]"] == "failed"
+    [job] = jobs.cluster.created_jobs
+    pods = sorted(p["metadata"]["name"] for p in job_pods(jobs, job))
+    assert len(pods) == 2
+    log = capsys.readouterr().out
+    name = job["metadata"]["name"]
+    assert (
+        f"no pod of Kubernetes Job {name} took a map task within "
+        f"kubernetes.startup_timeout_seconds (2 s): " in log
+    )
+    for pod in pods:
+        assert f"{pod} Pending (no reason given)" in log
+
+
+def test_a_job_that_completes_with_map_tasks_left_fails_the_map_phase(  # type: ignore[no-untyped-def]
+    queue_job, k8s_jobs_cluster, redis_with_password, tmp_path, capsys, monkeypatch
+) -> None:
+    """The Secret points to another Redis database than the Airflow connection: the pods
+    find no queue there, exit 0, and the Job completes. The operator fails, saying so,
+    rather than wait for a queue no one pulls."""
+    from airflow_mapreduce.airflow import queue_backend
+
+    monkeypatch.setattr(queue_backend, "JOB_STATUS_INTERVAL_SECONDS", 0.5)
+    jobs: JobsCluster = k8s_jobs_cluster
+    dag_id = "wordcount_indexed_job_elsewhere"
+    assert redis_with_password.url.endswith("/0")
+    jobs.cluster.create_secret(NAMESPACE, SECRET, {"url": redis_with_password.url[:-1] + "1"})
+    dag = queue_job(dag_id, workers=2)
+
+    run = dag.test(run_conf={"input": f"file://{CORPUS}", "output": f"file://{tmp_path / 'out'}"})
+
+    assert run.state == "failed"
+    [job] = jobs.cluster.created_jobs
+    [current] = [
+        j for j in jobs.cluster.jobs(NAMESPACE) if j["metadata"]["name"] == job["metadata"]["name"]
+    ]
+    assert any(c["type"] == "Complete" for c in current["status"]["conditions"])
+    assert all(pulled_items(jobs, p) == [] for p in job_pods(jobs, job))
+    log = capsys.readouterr().out
+    assert (
+        f"Kubernetes Job {job['metadata']['name']} completed, but the map queue is not "
+        "finished" in log
+    )
 
 
 # The test Job controller itself, through the Kubernetes API only (no Airflow).

@@ -187,10 +187,15 @@ def _job_operator_class() -> type[Any]:
                     return  # every map task was committed by an earlier attempt: no Job
                 self.arguments = ["--pull", run.name]
                 super().execute(context)  # creates the Job; we watch the queue instead
-                run.wait(check=self._job_check())
+                run.wait(check=self._job_check(run.queue))
 
-        def _job_check(self) -> Callable[[], None]:
-            last = [0.0]
+        def _job_check(self, queue: WorkQueue) -> Callable[[], None]:
+            """Every JOB_STATUS_INTERVAL_SECONDS: fail when the Job can no longer finish
+            the queue (failed, or completed with work left), or when no map task was
+            taken within startup_timeout_seconds (pods stuck in Pending: a missing Secret,
+            an image that cannot be pulled, no node fits)."""
+            created = time.monotonic()
+            last = [created]
 
             def check() -> None:
                 if time.monotonic() - last[0] < JOB_STATUS_INTERVAL_SECONDS:
@@ -202,10 +207,51 @@ def _job_operator_class() -> type[Any]:
                     raise TaskFailedError(
                         f"Kubernetes Job {name} failed before the map queue finished: {error}"
                     )
+                if self.hook.is_job_successful(job=job):
+                    raise TaskFailedError(
+                        f"Kubernetes Job {name} completed, but the map queue is not finished: "
+                        "its pods exited with map tasks left. Does the queue URL in the "
+                        "Secret queue.secret point to the same server and database as the "
+                        "Airflow connection queue.conn_id?"
+                    )
+                waited = time.monotonic() - created
+                if waited > self.startup_timeout_seconds and not _anything_taken(queue):
+                    raise TaskFailedError(
+                        f"no pod of Kubernetes Job {name} took a map task within "
+                        f"kubernetes.startup_timeout_seconds ({self.startup_timeout_seconds} s): "
+                        f"{self._pod_states(name, namespace)}"
+                    )
 
             return check
 
+        def _pod_states(self, job_name: str, namespace: str) -> str:
+            """Why the Job's pods do not run: phase and waiting reason of a few of them."""
+            pods = self.hook.core_v1_client.list_namespaced_pod(
+                namespace, label_selector=f"job-name={job_name}"
+            ).items
+            states = []
+            for pod in pods[:5]:
+                status = pod.status
+                reasons = [
+                    f"{c.state.waiting.reason}: {c.state.waiting.message or ''}".rstrip(": ")
+                    for c in (status.container_statuses or [])
+                    if c.state is not None and c.state.waiting is not None
+                ] + [
+                    f"{c.reason}: {c.message or ''}".rstrip(": ")
+                    for c in (status.conditions or [])
+                    if c.type == "PodScheduled" and c.status == "False"
+                ]
+                why = "; ".join(reasons) or "no reason given"
+                states.append(f"{pod.metadata.name} {status.phase} ({why})")
+            more = f" and {len(pods) - 5} more" if len(pods) > 5 else ""
+            return ", ".join(states) + more if states else "the Job has no pods"
+
     return MapReduceQueueJobOperator
+
+
+def _anything_taken(queue: WorkQueue) -> bool:
+    progress = queue.progress()
+    return bool(progress.done or progress.in_flight or progress.dead or progress.retried)
 
 
 def queue_job_arguments(job: JobSpec) -> dict[str, Any]:
