@@ -12,7 +12,9 @@ and, for context, the same user code without this project: its floors (b floor: 
 and a dict; c floor: the commands alone on presorted input) and hand-made runs (b0: the
 callables in a process pool; c0: shell pipes). Map and reduce tasks run in a process
 pool, as the local backend's mapped Airflow tasks run in parallel under LocalExecutor.
-Every result is checked against (a).
+Every result is checked against (a). (a) runs again after every row, and each row's ratio
+is to the mean of the (a) runs just before and after it: this machine's speed drifts by
+up to 2x within minutes, which a single (a) at the start made look like the rows' own.
 
 Input: text files of Debian's linux-source-6.1 package (/usr/src/linux-source-6.1.tar.xz,
 `apt-get install linux-source-6.1`), else a generated Zipf corpus.
@@ -327,12 +329,19 @@ def main() -> int:
     size = sum(p.stat().st_size for p in corpus.glob("*.txt"))
     print(f"input: {source}; {size / 1e6:.0f} MB; {args.workers} worker processes")
 
-    baseline_time, baseline_cpu, baseline = timed(lambda: counter_baseline(corpus))
-    assert isinstance(baseline, collections.Counter)
-    print(f"{'':36} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
-    print(f"{'(a)  Counter, one process':36} {baseline_time:7.1f}s {1:5.2f}x "
-          f"{baseline_cpu:7.1f}s {1:5.2f}x")  # fmt: skip
-    failed = False
+    reference = collections.Counter[str]()
+    baselines: list[tuple[float, float]] = []
+
+    def run_baseline() -> tuple[float, float]:
+        """(a), timed again around every row: this machine's speed drifts within a run."""
+        seconds, cpu, counts = timed(lambda: counter_baseline(corpus))
+        assert isinstance(counts, collections.Counter)
+        if not reference:
+            reference.update(counts)
+        baselines.append((seconds, cpu))
+        return seconds, cpu
+
+    rows: dict[str, Callable[[], tuple[float, float, object]]] = {}
     floors: dict[str, Callable[[ProcessPoolExecutor], collections.Counter[str]]] = {
         "b floor: mapper() + a dict, no more": lambda pool: mapper_floor(corpus, pool),
         "b0 hand-made: callables, pool": lambda pool: callables_alone(corpus, pool),
@@ -341,47 +350,48 @@ def main() -> int:
         ),
     }
     for label, floor in floors.items():
-        if args.only and args.only not in label:
-            continue
 
         def run_floor(floor: Callable[[ProcessPoolExecutor], object] = floor) -> object:
             with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
                 return floor(pool)
 
-        seconds, cpu, counts = timed(run_floor)
-        failed |= counts != baseline
-        _report(label, seconds, cpu, baseline_time, baseline_cpu, counts == baseline)
-    if not args.only or args.only in "c floor":
-        seconds, cpu, counts = commands_floor(corpus, args.cache / "out" / "cfloor", args.workers)
-        failed |= counts != baseline
-        _report("c floor: the commands, no more", seconds, cpu, baseline_time, baseline_cpu,
-                counts == baseline)  # fmt: skip
+        rows[label] = lambda run_floor=run_floor: timed(run_floor)  # type: ignore[misc]
+    rows["c floor: the commands, no more"] = lambda: commands_floor(
+        corpus, args.cache / "out" / "cfloor", args.workers
+    )
     memory = f"memory: {{sort_buffer: {args.sort_buffer}}}\n" if args.sort_buffer else ""
     for label, job_text in JOBS.items():
-        if args.only and args.only not in label:
-            continue
-        job_yaml = job_text + memory
         output = args.cache / "out" / label.split()[0]
 
-        def run(job_yaml: str = job_yaml, output: Path = output) -> None:
+        def run_job(job_yaml: str = job_text + memory, output: Path = output) -> object:
             # A pool per job: its workers are reaped at the end, so their CPU time counts.
             with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
                 run_pipeline(job_yaml, corpus, output, pool)
+            return read_counts(output)
 
-        seconds, cpu, _ = timed(run)
-        same = read_counts(output) == baseline
+        rows[label] = lambda run_job=run_job: timed(run_job)  # type: ignore[misc]
+
+    print(f"{'':36} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}  (a) around it")
+    before = run_baseline()
+    failed = False
+    for label, row in rows.items():
+        if args.only and args.only not in label:
+            continue
+        seconds, cpu, counts = row()
+        after = run_baseline()
+        # The row against the mean of the baseline runs just before and after it.
+        base_wall, base_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+        same = counts == reference
         failed |= not same
-        _report(label, seconds, cpu, baseline_time, baseline_cpu, same)
+        print(
+            f"({label:<33}) {seconds:7.1f}s {seconds / base_wall:5.2f}x "
+            f"{cpu:7.1f}s {cpu / base_cpu:5.2f}x  {before[0]:.1f}s, {after[0]:.1f}s"
+            f"{'' if same else '  WRONG RESULT'}"
+        )
+        before = after
+    walls = sorted(seconds for seconds, _ in baselines)
+    print(f"(a)  Counter, one process: {len(walls)} runs, {walls[0]:.1f}-{walls[-1]:.1f}s wall")
     return 1 if failed else 0
-
-
-def _report(
-    label: str, seconds: float, cpu: float, baseline_time: float, baseline_cpu: float, same: bool
-) -> None:
-    print(
-        f"({label:<33}) {seconds:7.1f}s {seconds / baseline_time:5.2f}x "
-        f"{cpu:7.1f}s {cpu / baseline_cpu:5.2f}x{'' if same else '  WRONG RESULT'}"
-    )
 
 
 if __name__ == "__main__":
