@@ -229,3 +229,23 @@ def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  #
     run.clean_up()
     assert worker.progress().total == 0
     worker.close()
+
+
+def test_job_conditions_count_only_when_their_status_is_true() -> None:
+    """A Job condition with status "False" (or "Unknown") does not hold: the provider's
+    is_job_failed/is_job_successful would take it as failed/complete."""
+    from kubernetes.client import models as k8s
+
+    from airflow_mapreduce.airflow.queue_backend import _job_condition
+
+    def job(*conditions: tuple[str, str]) -> k8s.V1Job:
+        return k8s.V1Job(status=k8s.V1JobStatus(conditions=[
+            k8s.V1JobCondition(type=kind, status=status, reason=f"{kind}{status}")
+            for kind, status in conditions
+        ]))  # fmt: skip
+
+    assert _job_condition(job(("Failed", "False"), ("Complete", "Unknown")), "Failed") is None
+    assert _job_condition(job(("Failed", "False"), ("Complete", "Unknown")), "Complete") is None
+    assert _job_condition(job(("Failed", "True")), "Failed").reason == "FailedTrue"
+    assert _job_condition(job(("Complete", "True")), "Complete").reason == "CompleteTrue"
+    assert _job_condition(k8s.V1Job(), "Failed") is None

@@ -203,11 +203,12 @@ def _job_operator_class() -> type[Any]:
                 last[0] = time.monotonic()
                 name, namespace = self.job.metadata.name, self.job.metadata.namespace  # type: ignore[union-attr]
                 job = self.hook.get_job_status(name, namespace)
-                if error := self.hook.is_job_failed(job=job):
+                if failed := _job_condition(job, "Failed"):
                     raise TaskFailedError(
-                        f"Kubernetes Job {name} failed before the map queue finished: {error}"
+                        f"Kubernetes Job {name} failed before the map queue finished: "
+                        f"{failed.reason}: {failed.message or ''}".rstrip(": ")
                     )
-                if self.hook.is_job_successful(job=job):
+                if _job_condition(job, "Complete"):
                     raise TaskFailedError(
                         f"Kubernetes Job {name} completed, but the map queue is not finished: "
                         "its pods exited with map tasks left. Does the queue URL in the "
@@ -247,6 +248,13 @@ def _job_operator_class() -> type[Any]:
             return ", ".join(states) + more if states else "the Job has no pods"
 
     return MapReduceQueueJobOperator
+
+
+def _job_condition(job: Any, kind: str) -> Any:
+    """The Job's condition of this type if it holds. (The provider's is_job_failed and
+    is_job_successful take any status string as true, "False" included.)"""
+    conditions = (job.status.conditions if job.status else None) or []
+    return next((c for c in conditions if c.type == kind and c.status == "True"), None)
 
 
 def _anything_taken(queue: WorkQueue) -> bool:
