@@ -7,7 +7,9 @@ process, with `workdir` as the working directory (what an image's WORKDIR gives 
 the image ignored. It reports phases and container states (running, then terminated with
 exit code and finishedAt = now) through the pods' status subresource and keeps the
 process output (stdout and stderr, as a container runtime does) for the log endpoint.
-A pod deleted while running has its process killed, as on a real node.
+A pod deleted while running has its process killed, as on a real node. A pod whose
+Secret (or Secret key) is missing stays Pending with CreateContainerConfigError, retried
+until the Secret exists, as on a real node.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ from tests.kubernetes.emulator import ContainerLog, EmulatedCluster, now_rfc3339
 # Only these host variables reach a container (an image has its own PATH, HOME, locale);
 # everything else, credentials above all, must come from the pod spec.
 HOST_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+
+
+class ContainerConfigError(Exception):
+    """What makes a real kubelet report CreateContainerConfigError (a Secret or key missing)."""
+
+
+class _KeyedSecret(dict[str, str]):
+    """A Secret's data; a missing key is a ContainerConfigError, as on a real node."""
+
+    def __init__(self, name: str, data: dict[str, str]) -> None:
+        super().__init__(data)
+        self.name = name
+
+    def __missing__(self, key: str) -> str:
+        raise ContainerConfigError(f"couldn't find key {key} in Secret {self.name}")
 
 
 @dataclass
@@ -106,6 +123,19 @@ class TestKubelet:
         scheduled = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": started}]
         try:
             env = self._container_env(pod.metadata.namespace, container)
+        except ContainerConfigError as exc:
+            # As a real kubelet: the pod stays Pending, its container waiting, and the
+            # start is retried (here once a second) until the Secret is there.
+            waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
+            status = [self._container_status(container, waiting)]
+            self._patch(
+                pod, {"phase": "Pending", "conditions": scheduled, "containerStatuses": status}
+            )
+            if not self._stop.wait(1.0):
+                with self._lock:
+                    self.runs.pop(key, None)  # seen as new on the next poll: tried again
+            return
+        try:
             process = subprocess.Popen(
                 [*(container.command or []), *(container.args or [])],
                 cwd=self.workdir,
@@ -115,7 +145,7 @@ class TestKubelet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except Exception as exc:  # bad command or missing secret: the container cannot start
+        except Exception as exc:  # a bad command: the container cannot start
             self._patch(pod, {"phase": "Failed", "message": str(exc), "conditions": scheduled})
             return
         run.process = process
@@ -184,8 +214,16 @@ class TestKubelet:
         return env
 
     def _secret(self, namespace: str, name: str) -> dict[str, str]:
-        secret = self.api.read_namespaced_secret(name, namespace)
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            secret = self.api.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ContainerConfigError(f'secret "{name}" not found') from None
+            raise
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        return _KeyedSecret(name, data)
 
     @staticmethod
     def _kill(run: PodRun) -> None:

@@ -79,6 +79,29 @@ def test_env_comes_from_the_pod_spec_and_secrets_only(cluster, monkeypatch) -> N
     assert read_log(api, "p2") == "plain from-secret False\n"
 
 
+def test_a_missing_secret_keeps_the_pod_pending_until_it_exists(cluster) -> None:  # type: ignore[no-untyped-def]
+    emulated, _, api = cluster
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "TOKEN"}}}]
+    api.create_namespaced_pod(NAMESPACE, pod("p6", "import os; print(os.environ['TOKEN'])", env))
+
+    def waiting() -> Any:
+        statuses = api.read_namespaced_pod("p6", NAMESPACE).status.container_statuses
+        return statuses and statuses[0].state.waiting
+
+    reason = wait_for(waiting)
+    assert (reason.reason, reason.message) == (
+        "CreateContainerConfigError",
+        'secret "later" not found',
+    )
+    assert phase(api, "p6") == "Pending"
+    emulated.create_secret(NAMESPACE, "later", {"OTHER": "x"})  # the key is still missing
+    wait_for(lambda: "couldn't find key TOKEN in Secret later" in (waiting().message or ""))
+    api.delete_namespaced_secret("later", NAMESPACE)
+    emulated.create_secret(NAMESPACE, "later", {"TOKEN": "arrived"})
+    wait_for(lambda: phase(api, "p6") == "Succeeded")
+    assert read_log(api, "p6") == "arrived\n"
+
+
 def test_deleting_a_running_pod_kills_its_process(cluster) -> None:  # type: ignore[no-untyped-def]
     _, kubelet, api = cluster
     api.create_namespaced_pod(

@@ -245,7 +245,7 @@ def test_a_failed_job_fails_the_map_phase(queue_job, k8s_jobs_cluster, redis_wit
     JOB_STATUS_INTERVAL_SECONDS) and fails instead of waiting for a queue nobody pulls."""
     jobs: JobsCluster = k8s_jobs_cluster
     dag_id = "wordcount_indexed_job_fails"
-    # (Not a missing Secret: a real kubelet keeps such a pod Pending, it never fails; that
+    # (Not a missing Secret: the kubelet keeps such a pod Pending, it never fails; that
     # case is test_pods_that_never_start_fail_the_map_phase_after_the_startup_timeout.)
     jobs.cluster.create_secret(NAMESPACE, SECRET, {"url": ""})
     dag = queue_job(dag_id, workers=2, max_attempts=1)
@@ -284,17 +284,15 @@ def test_a_failed_job_fails_the_map_phase(queue_job, k8s_jobs_cluster, redis_wit
 def test_pods_that_never_start_fail_the_map_phase_after_the_startup_timeout(  # type: ignore[no-untyped-def]
     queue_job, k8s_jobs_cluster, redis_with_password, tmp_path, capsys, monkeypatch
 ) -> None:
-    """Pods stuck in Pending (here: no kubelet runs them; on a cluster: a missing Secret,
-    an image that cannot be pulled, no node that fits) never fail the Job; the operator
-    fails once no map task was taken within startup_timeout_seconds, naming the pods."""
+    """Pods stuck in Pending (here: the queue Secret is missing; also an image that cannot
+    be pulled, no node that fits) never fail the Job; the operator fails once no map task
+    was taken within startup_timeout_seconds, naming the pods and why they wait."""
     from airflow_mapreduce.airflow import queue_backend
 
     monkeypatch.setattr(queue_backend, "JOB_STATUS_INTERVAL_SECONDS", 0.5)
     jobs: JobsCluster = k8s_jobs_cluster
-    jobs.kubelet.stop()
     dag_id = "wordcount_indexed_job_pending"
-    jobs.cluster.create_secret(NAMESPACE, SECRET, {"url": redis_with_password.url})
-    dag = queue_job(dag_id, workers=2, startup_timeout=2)
+    dag = queue_job(dag_id, workers=2, startup_timeout=2)  # (no Secret created)
 
     run = dag.test(run_conf={"input": f"file://{CORPUS}", "output": f"file://{tmp_path / 'out'}"})
 
@@ -310,7 +308,7 @@ def test_pods_that_never_start_fail_the_map_phase_after_the_startup_timeout(  # 
         f"kubernetes.startup_timeout_seconds (2 s): " in log
     )
     for pod in pods:
-        assert f"{pod} Pending (no reason given)" in log
+        assert f'{pod} Pending (CreateContainerConfigError: secret "{SECRET}" not found)' in log
 
 
 def test_a_job_that_completes_with_map_tasks_left_fails_the_map_phase(  # type: ignore[no-untyped-def]
