@@ -270,6 +270,14 @@ class EmulatedCluster:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
+    def api_client(self) -> Any:
+        """A kubernetes.client.ApiClient for the emulator (plain HTTP, no credentials)."""
+        from kubernetes import client
+
+        configuration = client.Configuration()
+        configuration.host = self.url
+        return client.ApiClient(configuration)
+
     def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
         """A kubeconfig for the emulator: plain HTTP on 127.0.0.1, no credentials."""
         return {

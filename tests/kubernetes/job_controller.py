@@ -74,9 +74,7 @@ class TestJobController:
     def __init__(self, cluster: EmulatedCluster, *, namespace: str = "default") -> None:
         from kubernetes import client
 
-        configuration = client.Configuration()
-        configuration.host = cluster.url
-        api_client = client.ApiClient(configuration)
+        api_client = cluster.api_client()
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.namespace = namespace

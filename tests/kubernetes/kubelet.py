@@ -65,9 +65,7 @@ class TestKubelet:
     ) -> None:
         from kubernetes import client
 
-        configuration = client.Configuration()
-        configuration.host = cluster.url
-        self.api = client.CoreV1Api(client.ApiClient(configuration))
+        self.api = client.CoreV1Api(cluster.api_client())
         self.workdir = workdir
         self.namespace = namespace
         self.runs: dict[str, PodRun] = {}

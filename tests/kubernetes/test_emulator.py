@@ -16,9 +16,7 @@ def cluster() -> Iterator[tuple[EmulatedCluster, TestKubelet, Any]]:
     from kubernetes import client
 
     with emulated_cluster() as (emulated, kubelet):
-        configuration = client.Configuration()
-        configuration.host = emulated.url
-        yield emulated, kubelet, client.CoreV1Api(client.ApiClient(configuration))
+        yield emulated, kubelet, client.CoreV1Api(emulated.api_client())
 
 
 def pod(name: str, script: str, env: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -363,9 +363,7 @@ if index == "1" and not os.path.exists(trace + ".failed"):  # index 1 fails once
 def batch_api(jobs: JobsCluster) -> Any:
     from kubernetes import client
 
-    configuration = client.Configuration()
-    configuration.host = jobs.cluster.url
-    return client.BatchV1Api(client.ApiClient(configuration))
+    return client.BatchV1Api(jobs.cluster.api_client())
 
 
 def indexed_job(name: str, command: list[str], *, completions: int, parallelism: int,

@@ -206,7 +206,7 @@ def _job_operator_class() -> type[Any]:
                 if failed := _job_condition(job, "Failed"):
                     raise TaskFailedError(
                         f"Kubernetes Job {name} failed before the map queue finished: "
-                        f"{failed.reason}: {failed.message or ''}".rstrip(": ")
+                        f"{_reason(failed)}"
                     )
                 if _job_condition(job, "Complete"):
                     raise TaskFailedError(
@@ -233,15 +233,17 @@ def _job_operator_class() -> type[Any]:
             states = []
             for pod in pods[:5]:
                 status = pod.status
-                reasons = [
-                    f"{c.state.waiting.reason}: {c.state.waiting.message or ''}".rstrip(": ")
+                waiting = [
+                    c.state.waiting
                     for c in (status.container_statuses or [])
                     if c.state is not None and c.state.waiting is not None
-                ] + [
-                    f"{c.reason}: {c.message or ''}".rstrip(": ")
+                ]
+                unscheduled = [
+                    c
                     for c in (status.conditions or [])
                     if c.type == "PodScheduled" and c.status == "False"
                 ]
+                reasons = [_reason(r) for r in [*waiting, *unscheduled]]
                 why = "; ".join(reasons) or "no reason given"
                 states.append(f"{pod.metadata.name} {status.phase} ({why})")
             more = f" and {len(pods) - 5} more" if len(pods) > 5 else ""
@@ -255,6 +257,11 @@ def _job_condition(job: Any, kind: str) -> Any:
     is_job_successful take any status string as true, "False" included.)"""
     conditions = (job.status.conditions if job.status else None) or []
     return next((c for c in conditions if c.type == kind and c.status == "True"), None)
+
+
+def _reason(state: Any) -> str:
+    """ "Reason: message" of a Kubernetes condition or container state."""
+    return f"{state.reason}: {state.message}" if state.message else str(state.reason)
 
 
 def _anything_taken(queue: WorkQueue) -> bool:

@@ -122,10 +122,18 @@ return 1
 _KEY_NAMES = ("ready", "delayed", "leases", "all", "attempts", "dead", "config", "done", "stats")
 
 
+def _refused_credentials() -> tuple[type[Exception], ...]:
+    """Errors of a wrong password or user; redis-py makes them ConnectionErrors."""
+    from redis.exceptions import AuthenticationError, AuthorizationError
+
+    return AuthenticationError, AuthorizationError
+
+
 @functools.cache  # redis is an optional extra: the class is built on first use
 def _reconnecting_retry() -> type[Any]:
-    from redis.exceptions import AuthenticationError, AuthorizationError
     from redis.retry import Retry
+
+    refused = _refused_credentials()
 
     class ReconnectingRetry(Retry):
         """Retries lost connections, not refused credentials: redis-py's
@@ -140,7 +148,7 @@ def _reconnecting_retry() -> type[Any]:
             with_failure_count: bool = False,
         ) -> Any:
             def retryable(error: Exception) -> bool:
-                if isinstance(error, (AuthenticationError, AuthorizationError)):
+                if isinstance(error, refused):
                     return False
                 return is_retryable(error) if is_retryable else True
 
@@ -181,7 +189,7 @@ class RedisWorkQueue:
 
         try:
             yield
-        except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+        except _refused_credentials() as exc:
             raise QueueError(
                 f"Redis queue {self.name}: the server refused the queue URL's credentials "
                 f"({exc}). Check the password in the Airflow connection queue.conn_id and, "

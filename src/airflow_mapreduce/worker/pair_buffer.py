@@ -22,6 +22,8 @@ from airflow_mapreduce.worker.keys import TAB, RecordFormat
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 
 Pairs = Iterable[tuple[Any, Any]]
+# One batch added: (pairs, int values among them, the last int value, pairs left or None).
+_Batch = tuple[int, int, int, "Iterator[tuple[Any, Any]] | None"]
 Combiner = Callable[[Any, Iterator[Any]], Pairs]
 
 CHECK_EVERY = 4096  # records between two looks at the budget
@@ -48,11 +50,10 @@ class PairBuffer(MapOutputBuffer):
         self._encoded_keys = False  # False: every dict key is a str
 
     def add_pairs(self, pairs: Pairs) -> None:
-        it = iter(pairs)
-        done = False
-        while not done:
+        rest: Iterator[tuple[Any, Any]] | None = iter(pairs)
+        while rest is not None:
             add = self._add_encoded if self._encoded_keys else self._add_str_keyed
-            added, ints, last_int, done = add(it)
+            added, ints, last_int, rest = add(rest)
             self.records += added
             # Other values were charged one by one; ints cost 0 (shared) or ~28 bytes each,
             # so one sample of them is close enough and keeps their loop lean.
@@ -60,9 +61,9 @@ class PairBuffer(MapOutputBuffer):
             if self.used > self.budget:
                 self.spill()
 
-    def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, int, int, bool]:
+    def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
         """Up to CHECK_EVERY pairs: (how many, how many int values, the last int value,
-        whether `it` ran out). New keys and non-int values are charged here."""
+        the pairs left or None). New keys and non-int values are charged here."""
         groups = self._groups
         get = groups.get
         count, key, value, charged, others, last_int = 0, None, None, 0, 0, 0
@@ -92,20 +93,13 @@ class PairBuffer(MapOutputBuffer):
         finally:
             self.used += charged
         if not switch:
-            return count, count - others, last_int, count < CHECK_EVERY
-        # zip counted the pair that needs the switch; the switch adds it
-        self._switch_to_encoded(key, value)
-        return count - 1, count - 1 - others, last_int, False
-
-    def _switch_to_encoded(self, key: Any, value: Any) -> None:
-        """Re-key the buffer by encoded keys, then add the pair that needed it."""
+            return count, count - others, last_int, it if count == CHECK_EVERY else None
+        # Re-keyed by encoded keys; the pair that needed it (zip counted it) goes first.
         self._groups = {encode_json(k): held for k, held in self._groups.items()}
         self._encoded_keys = True
-        added, ints, last_int, _ = self._add_encoded(iter([(key, value)]))
-        self.records += added
-        self.used += added * VALUE_SLOT + ints * _size(last_int)
+        return count - 1, count - 1 - others, last_int, itertools.chain([(key, value)], it)
 
-    def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> tuple[int, int, int, bool]:
+    def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
         groups = self._groups
         get = groups.get
         count, charged, others, last_int = 0, 0, 0, 0
@@ -123,7 +117,7 @@ class PairBuffer(MapOutputBuffer):
                 others += 1
                 charged += _size(value)
         self.used += charged
-        return count, count - others, last_int, count < CHECK_EVERY
+        return count, count - others, last_int, it if count == CHECK_EVERY else None
 
     def _drain(self) -> list[list[bytes]]:
         groups, self._groups = self._groups, {}
