@@ -214,12 +214,10 @@ def test_a_mapper_that_always_fails_dead_letters_and_fails_the_run(  # type: ign
     dag = queue_job(dag_id, workers=2, max_attempts=2,
                     mapper="python3, -c, 'import sys; sys.exit(3)'")  # fmt: skip
 
-    started = time.monotonic()
+    # A hang (the map phase waiting for a queue nobody finishes) hits the module's timeout.
     run = dag.test(run_conf={"input": f"file://{CORPUS}", "output": f"file://{tmp_path / 'out'}"})
-    elapsed = time.monotonic() - started
 
     assert run.state == "failed"
-    assert elapsed < 120  # failed, not hung (a map phase takes seconds)
     states = task_states(dag_id, run.run_id)
     assert states["run_map_queue[-1]"] == "failed"
     assert states["commit[-1]"] == "upstream_failed"
