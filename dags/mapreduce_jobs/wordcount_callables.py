@@ -6,6 +6,7 @@ command takes part (Hadoop Streaming is text), so int() accepts both.
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
 from airflow_mapreduce.worker.context import batch_mapper
 
@@ -25,9 +26,7 @@ def reducer(word: str, counts: Iterable[int | str]) -> Iterator[tuple[str, int]]
 
 @batch_mapper
 def mapper_batch(lines: list[str]) -> Iterable[tuple[str, int]]:
-    """The opt-in batch form: one call per block of lines, summing in a dict first
-    (in-mapper combining), so the shuffle sees each word once per block."""
-    counts: Counter[str] = Counter()
-    for line in lines:
-        counts.update(line.split())
-    return counts.items()
+    """The opt-in batch form: one call per block of lines, counted in a Counter first
+    (in-mapper combining: the shuffle sees each word once per block). The whole block is
+    split and counted by C loops, with no Python step per line."""
+    return Counter(chain.from_iterable(map(str.split, lines))).items()

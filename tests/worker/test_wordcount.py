@@ -14,6 +14,19 @@ CALLABLES = (
     "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper}\n"
     "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
 )
+# The benchmark's in-mapper-combining variants (bench/wordcount_bench.py b2, c2).
+MAPPERS = {
+    "streaming": STREAMING,
+    "callables": CALLABLES,
+    "combining": (
+        "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper_combining.py]}\n"
+        "combiner: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n"
+    ),
+    "batch": (
+        "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n"
+        "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
+    ),
+}
 REDUCERS = {
     "dict": "reducer: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n",
     "current_word": (
@@ -33,10 +46,11 @@ def job_text(steps: str, reducers: int = 3, split_size: str = "256KiB") -> str:
 @pytest.mark.parametrize(
     ("mapper", "reducer"),
     [("streaming", "dict"), ("streaming", "current_word"), ("callables", "callable"),
-     ("streaming", "callable"), ("callables", "current_word")],
+     ("streaming", "callable"), ("callables", "current_word"), ("combining", "dict"),
+     ("batch", "callable")],
 )  # fmt: skip
 def test_word_count_matches_counter(run_job, word_corpus, tmp_path, mapper, reducer) -> None:  # type: ignore[no-untyped-def]
-    steps = (STREAMING if mapper == "streaming" else CALLABLES) + REDUCERS[reducer]
+    steps = MAPPERS[mapper] + REDUCERS[reducer]
     job = parse_job_text(job_text(steps))
     manifest = run_job(job, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
     assert output_counts(tmp_path / "out") == word_corpus.counts

@@ -2,14 +2,17 @@
 """Word-count mapper with in-mapper combining: counts words in a dict and writes
 "word<TAB>count" lines, so the shuffle sees each word about once per block of input.
 
-The dict is written out and cleared whenever it holds MAX_WORDS words, which bounds the
-mapper's memory whatever the input.
+Lines are read about 1 MB at a time and counted by C loops (no Python step per line or
+word). The dict is written out and cleared whenever it holds MAX_WORDS words, which
+bounds the mapper's memory whatever the input.
 """
 
 import sys
 from collections import Counter
+from itertools import chain
 
 MAX_WORDS = 200_000
+BLOCK_BYTES = 1 << 20
 
 sys.stdin.reconfigure(errors="surrogateescape")
 sys.stdout.reconfigure(errors="surrogateescape")
@@ -21,8 +24,8 @@ def flush() -> None:
     counts.clear()
 
 
-for line in sys.stdin:
-    counts.update(line.split())
+while lines := sys.stdin.readlines(BLOCK_BYTES):
+    counts.update(chain.from_iterable(map(str.split, lines)))
     if len(counts) >= MAX_WORDS:
         flush()
 flush()
