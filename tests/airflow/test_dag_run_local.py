@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def mapped_task_count(dag_id: str, run_id: str, task_id: str) -> int:
 
 
 @pytest.mark.parametrize("dag_id", ["wordcount", "wordcount_python"])
-def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, dag_id) -> None:  # type: ignore[no-untyped-def]
+def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, capfd, dag_id) -> None:  # type: ignore[no-untyped-def]
     dag = DagBag(str(REPO / "dags")).get_dag(dag_id)
     output = tmp_path / "out"
     conf = {"input": f"file://{word_corpus.folder}", "output": f"file://{output}"}
@@ -38,3 +39,12 @@ def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, dag_i
     ]  # fmt: skip
     assert mapped_task_count(dag_id, run.run_id, "map") >= 4
     assert mapped_task_count(dag_id, run.run_id, "reduce") == 3
+    # Peak memory per phase, for sizing pods: in _manifest.json and the commit's log.
+    peaks = json.loads((output / "_manifest.json").read_text())["peak_memory"]
+    assert sorted(peaks) == ["map", "reduce"]
+    for phase in peaks.values():
+        assert phase["worker_bytes"] > 0
+        # streaming commands (wordcount) or Python callables only (wordcount_python)
+        assert (phase["commands_bytes"] > 0) == (dag_id == "wordcount")
+    logged = capfd.readouterr()
+    assert "peak memory of map tasks: up to" in logged.out + logged.err

@@ -33,3 +33,4 @@ def test_worker_runs_map_tasks_with_airflow_unimportable(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "map[0]" in result.stderr and "1 records in" in result.stderr
+    assert "peak memory" in result.stderr

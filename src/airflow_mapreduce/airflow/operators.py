@@ -152,6 +152,8 @@ class MapReduceCommitOperator(_PlanFollowerOperator):
             "Committed %d part(s), %d records, %d bytes to %s",
             len(manifest.files), manifest.records, manifest.bytes, manifest.output_uri,
         )  # fmt: skip
+        for phase, peak in manifest.peak_memory.items():
+            self.log.info("peak memory of %s tasks: up to %s", phase, peak.describe())
         for group, counters in sorted(manifest.counters.items()):
             for name, value in sorted(counters.items()):
                 self.log.info("counter %s.%s = %d", group, name, value)

@@ -19,6 +19,7 @@ from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
 from airflow_mapreduce.plan.tasks import (
     Counters,
     PartFile,
+    PeakMemory,
     RunPlan,
     ShufflePlan,
     TaskManifest,
@@ -39,6 +40,10 @@ class OutputManifest(Model):
     counters: Counters = Field(default_factory=dict)
     bad_records: list[str] = Field(
         default_factory=list, description="Dead-letter objects of skipped bad records."
+    )
+    peak_memory: dict[str, PeakMemory] = Field(
+        default_factory=dict,
+        description="Per phase (map, reduce): the largest peaks of its tasks, for sizing pods.",
     )
 
 
@@ -103,11 +108,25 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         bytes=sum(p.bytes for p in parts),
         counters=counters,
         bad_records=bad_records,
+        peak_memory=_peak_memory(map_manifests if phase == "reduce" else [], manifests),
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
     _clean_up_after_success(files, plan)
     return result
+
+
+def _peak_memory(
+    map_manifests: list[TaskManifest], manifests: list[TaskManifest]
+) -> dict[str, PeakMemory]:
+    peaks: dict[str, PeakMemory] = {}
+    for manifest in [*map_manifests, *manifests]:
+        if manifest.peak_memory is not None:  # (manifests of older workers have none)
+            seen = peaks.get(manifest.kind)
+            peaks[manifest.kind] = (
+                manifest.peak_memory if seen is None else seen.max(manifest.peak_memory)
+            )
+    return peaks
 
 
 def _publish_bad_records(

@@ -10,6 +10,7 @@ from airflow_mapreduce.plan.tasks import (
     Counters,
     MapTaskSpec,
     PartFile,
+    PeakMemory,
     ReduceTaskSpec,
     RunPlan,
     TaskManifest,
@@ -100,6 +101,7 @@ def write_task_manifest(
     counters: Counters,
     bad_records: int = 0,
     bad_records_uri: str | None = None,
+    peak_memory: PeakMemory | None = None,
 ) -> TaskManifest:
     """Write an attempt's manifest, its last object: what makes its files the task's output."""
     manifest = TaskManifest(
@@ -114,6 +116,7 @@ def write_task_manifest(
         counters=counters,
         bad_records=bad_records,
         bad_records_uri=bad_records_uri,
+        peak_memory=peak_memory,
     )
     files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
     return manifest

@@ -11,6 +11,7 @@ from airflow_mapreduce.spec.dataplane import DataPlane
 from airflow_mapreduce.spec.models import JobSpec, StepSpec
 
 Counters = dict[str, dict[str, int]]
+MIB = 1 << 20
 
 
 class JobRuntime(Model):
@@ -93,6 +94,27 @@ class PartFile(Model):
     bytes: int = Field(ge=0)
 
 
+class PeakMemory(Model):
+    """Peak resident memory of a task (what its worker pod must hold), in bytes."""
+
+    worker_bytes: int = Field(ge=0, description="The worker process (sort buffer included).")
+    commands_bytes: int = Field(
+        default=0, ge=0, description="The largest mapper/combiner/reducer command it ran."
+    )
+
+    def describe(self) -> str:
+        text = f"{self.worker_bytes / MIB:.1f} MiB"
+        if self.commands_bytes:
+            text += f" (its commands: up to {self.commands_bytes / MIB:.1f} MiB)"
+        return text
+
+    def max(self, other: PeakMemory) -> PeakMemory:
+        return PeakMemory(
+            worker_bytes=max(self.worker_bytes, other.worker_bytes),
+            commands_bytes=max(self.commands_bytes, other.commands_bytes),
+        )
+
+
 class TaskManifest(Model):
     kind: Literal["map", "reduce"]
     dag_id: str
@@ -107,6 +129,7 @@ class TaskManifest(Model):
     bad_records_uri: str | None = Field(
         default=None, description="Dead-letter object of this attempt's skipped records."
     )
+    peak_memory: PeakMemory | None = None
 
 
 class RunPlan(Model):

@@ -104,7 +104,8 @@ def run_pull_worker(name: str) -> int:
     import sys
 
     from airflow_mapreduce.queue.base import QUEUE_URL_ENV, open_queue
-    from airflow_mapreduce.worker.run import run_task
+    from airflow_mapreduce.worker import memory
+    from airflow_mapreduce.worker.run import run_task, task_summary
 
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
@@ -116,9 +117,14 @@ def run_pull_worker(name: str) -> int:
             file=sys.stderr,
         )
         return 2
+
+    def handle(spec_uri: str) -> None:
+        memory.reset_process_peak()  # each task's manifest gets its own peak
+        log.info("%s", task_summary(run_task(spec_uri)))
+
     queue = open_queue(url, name)
     try:
-        stats = pull(queue, run_task)
+        stats = pull(queue, handle)
     finally:
         queue.close()
     log.info(

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from airflow_mapreduce.errors import MapReduceError
-from airflow_mapreduce.worker.run import run_task
+from airflow_mapreduce.worker.run import run_task, task_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,13 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         # Expected failures carry a complete message; a traceback would only hide it.
         print(f"airflow-mapreduce worker: FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
-    print(
-        f"airflow-mapreduce worker: {manifest.kind}[{manifest.task_index}] attempt "
-        f"{manifest.attempt}: {manifest.input_records} records in, "
-        f"{manifest.output_records} records out, {len(manifest.files)} file(s)",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"airflow-mapreduce worker: {task_summary(manifest)}", file=sys.stderr, flush=True)
     return 0
 
 

@@ -12,7 +12,7 @@ from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.manifests import write_task_manifest
 from airflow_mapreduce.plan.tasks import Counters, InputSplit, MapTaskSpec, PartFile, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
-from airflow_mapreduce.worker import context
+from airflow_mapreduce.worker import context, memory
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.hooks import task_hooks
@@ -131,8 +131,9 @@ def _run(
     if dead.count:
         _count(counters, "bad_records", dead.count)
     return write_task_manifest(
-        files, spec, attempt, parts, input_records, counters, dead.count, dead_uri
-    )
+        files, spec, attempt, parts, input_records, counters, dead.count, dead_uri,
+        memory.task_peak(),
+    )  # fmt: skip
 
 
 def _sort_buffer(

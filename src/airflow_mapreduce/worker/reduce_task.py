@@ -8,7 +8,7 @@ from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.manifests import write_task_manifest
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
-from airflow_mapreduce.worker import context
+from airflow_mapreduce.worker import context, memory
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
@@ -72,4 +72,6 @@ def _run(
     group = counters.setdefault(COUNTERS, {})
     group["reduce_input_records"] = input_records
     group["reduce_output_records"] = sum(p.records for p in parts)
-    return write_task_manifest(files, spec, attempt, parts, input_records, counters)
+    return write_task_manifest(
+        files, spec, attempt, parts, input_records, counters, peak_memory=memory.task_peak()
+    )

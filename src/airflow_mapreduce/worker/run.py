@@ -5,6 +5,7 @@ from __future__ import annotations
 from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.tasks import MapTaskSpec, TaskManifest
 from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.worker import memory
 from airflow_mapreduce.worker.map_task import run_map_task
 from airflow_mapreduce.worker.reduce_task import run_reduce_task
 
@@ -12,6 +13,19 @@ from airflow_mapreduce.worker.reduce_task import run_reduce_task
 def run_task(spec_uri: str, files: FileSystems | None = None) -> TaskManifest:
     files = files or FileSystems()
     spec = read_task_spec(files, spec_uri)
+    memory.start_task()
     if isinstance(spec, MapTaskSpec):
         return run_map_task(files, spec)
     return run_reduce_task(files, spec)
+
+
+def task_summary(manifest: TaskManifest) -> str:
+    """The worker's one-line report of a finished task (in the task log)."""
+    text = (
+        f"{manifest.kind}[{manifest.task_index}] attempt {manifest.attempt}: "
+        f"{manifest.input_records} records in, {manifest.output_records} records out, "
+        f"{len(manifest.files)} file(s)"
+    )
+    if manifest.peak_memory is not None:
+        text += f", peak memory {manifest.peak_memory.describe()}"
+    return text

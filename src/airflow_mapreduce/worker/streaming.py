@@ -18,6 +18,7 @@ from typing import IO, cast
 
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError
 from airflow_mapreduce.plan.tasks import Counters
+from airflow_mapreduce.worker import memory
 
 STDERR_TAIL = 20
 PIPE_READ = 1 << 20
@@ -48,6 +49,7 @@ def run_command_batches(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[list[bytes]]:
     """Like run_command, but yields lists of lines: one Python step per pipe read."""
+    worker_peak = memory.own_peak_bytes()
     try:
         proc = subprocess.Popen(
             argv,
@@ -62,6 +64,7 @@ def run_command_batches(
             "(image or local folder) and be executable."
         ) from None
     assert proc.stdin and proc.stdout and proc.stderr
+    watch = memory.CommandWatch(proc.pid, worker_peak)
     stdout = cast(io.BufferedReader, proc.stdout)
     feeder = _Feeder(proc.stdin, chunks)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
@@ -83,7 +86,7 @@ def run_command_batches(
     finally:
         if not finished:
             proc.kill()
-        returncode = proc.wait()
+        returncode = watch.wait(proc)
         feeder.join()
         reader.join()
     if feeder.error is not None:
