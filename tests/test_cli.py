@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import yaml
+from tests.wordcount import output_counts
 from typer.testing import CliRunner
 
 from airflow_mapreduce.cli import app
@@ -69,3 +70,46 @@ def test_render_of_an_invalid_job_fails_with_its_problems() -> None:
     result = runner.invoke(app, ["render", str(INVALID / "backend_typo.yaml")])
     assert result.exit_code == 1
     assert "did you mean 'kubernetes'?" in result.stderr
+
+
+def test_run_without_airflow_counts_like_counter(word_corpus, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["run", str(REPO / "dags" / "wordcount.yaml"), "--input", str(word_corpus.folder),
+         "--output", str(out), "--workers", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert output_counts(out) == word_corpus.counts
+    summaries = [line for line in result.stdout.splitlines() if "airflow-mapreduce worker:" in line]
+    assert len(summaries) >= 4 + 3  # map tasks (512 KiB splits of 2.5 MB) and 3 reducers
+    assert all("peak memory" in line for line in summaries)
+    assert f"to file://{out}" in result.stdout
+    assert "peak memory of reduce tasks: up to" in result.stdout
+
+
+def test_run_stops_at_a_failing_task_and_quotes_it(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("a\n")
+    job = tmp_path / "broken.yaml"
+    job.write_text(
+        "dag_id: broken\ninput: {uri: in.txt}\noutput: out\nreducers: 1\n"
+        "mapper: {command: [python3, -c, \"import sys; sys.exit('no such table: words')\"]}\n"
+        "reducer: {command: [cat]}\n"
+    )
+    result = runner.invoke(app, ["run", str(job)])
+    assert result.exit_code == 1
+    assert "FAILED: worker exited with code 1" in result.stderr
+    assert "no such table: words" in result.stderr
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_run_asks_for_a_uri_where_the_job_has_a_template(tmp_path: Path) -> None:
+    job = tmp_path / "daily.yaml"
+    job.write_text(
+        "dag_id: daily\ninput: {uri: 's3://logs/{{ ds }}/'}\noutput: out\n"
+        "mapper: {command: [cat]}\nreducer: {command: [cat]}\n"
+    )
+    result = runner.invoke(app, ["run", str(job), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.replace("│", " ").split())  # rich's box, unwrapped
+    assert "Invalid value for --input" in message and "is an Airflow template" in message

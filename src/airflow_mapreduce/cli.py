@@ -1,16 +1,18 @@
-"""``airflow-mapreduce``: validate job files, print the JSON Schema, render a job."""
+"""``airflow-mapreduce``: validate, render or run a job file; print the JSON Schema; janitor."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 
-from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.errors import JobSpecError, MapReduceError
 from airflow_mapreduce.spec.folder import job_files, load_jobs
 from airflow_mapreduce.spec.loader import DEFAULTS_FILE, load_job_file
 from airflow_mapreduce.spec.models import JobSpec
@@ -86,6 +88,72 @@ def _rendered(job: JobSpec, file: Path) -> dict[str, Any]:
         "params": {name: dag.params[name] for name in dag.params},
         "pods": render_worker_pods(dag) if job.backend == "kubernetes" else {},
     }
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="One job YAML file.")],
+    input_uri: Annotated[
+        str | None, typer.Option("--input", help="Input URI or path (default: the job's).")
+    ] = None,
+    output_uri: Annotated[
+        str | None, typer.Option("--output", help="Output URI or path (default: the job's).")
+    ] = None,
+    reducers: Annotated[int | None, typer.Option(help="Default: the job's.")] = None,
+    workers: Annotated[int, typer.Option(help="Tasks running at once.")] = os.cpu_count() or 2,
+    run_id: Annotated[str | None, typer.Option(help="Default: local__<UTC time>.")] = None,
+) -> None:
+    """Run a job here without Airflow: plan, map, shuffle, reduce and commit, each task a
+    worker subprocess (whatever the job's backend). s3:// uses the environment's credentials."""
+    from airflow_mapreduce.local_run import run_locally
+    from airflow_mapreduce.plan.planner import RunTarget
+    from airflow_mapreduce.spec.validators import check_uri
+    from airflow_mapreduce.storage import resolve_uri
+
+    try:
+        job = load_job_file(file)
+    except JobSpecError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    uris = {}
+    for option, given, default in (
+        ("--input", input_uri, job.input.uri),
+        ("--output", output_uri, job.output),
+    ):
+        uri = resolve_uri(given, Path.cwd()) if given else default
+        if "{{" in uri:
+            raise typer.BadParameter(
+                f"the job's URI {uri!r} is an Airflow template; give a URI here", param_hint=option
+            )
+        try:
+            check_uri(uri, option)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=option) from None
+        uris[option] = uri
+    run_id = run_id or f"local__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    target = RunTarget(
+        dag_id=job.dag_id,
+        run_id=run_id,
+        input_uri=uris["--input"],
+        output_uri=uris["--output"],
+        work_uri=job.work if job.work and "{{" not in job.work else None,
+        num_reducers=job.reducers if reducers is None else reducers,
+        max_map_tasks=job.max_map_tasks,
+    )
+    try:
+        manifest = run_locally(job, file.resolve().parent, target, workers, typer.echo)
+    except MapReduceError as exc:
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"Committed {len(manifest.files)} part(s), {manifest.records} records, "
+        f"{manifest.bytes} bytes to {manifest.output_uri}"
+    )
+    for phase, peak in manifest.peak_memory.items():
+        typer.echo(f"peak memory of {phase} tasks: up to {peak.describe()}")
+    for group, counters in sorted(manifest.counters.items()):
+        for name, value in sorted(counters.items()):
+            typer.echo(f"counter {group}.{name} = {value}")
 
 
 def main() -> None:
