@@ -32,11 +32,17 @@ from airflow_mapreduce.storage import FileSystems
 
 files = FileSystems()
 manifest = json.loads(files.read_bytes(sys.argv[1].rstrip("/") + "/_manifest.json"))
-counts = {}
-for part in manifest["files"]:
-    for line in files.read_bytes(part["uri"]).decode().splitlines():
-        word, count = line.split("\t")
-        counts[word] = int(count)
+rows = [
+    line.split("\t")
+    for part in manifest["files"]
+    for line in files.read_bytes(part["uri"]).decode().splitlines()
+]
+if not all(len(row) == 2 and row[1].isdigit() for row in rows):  # not a word count
+    print(f"{manifest['records']} records in {len(manifest['files'])} part file(s). First ones:")
+    for row in rows[:20]:
+        print("  " + "  ".join(row))
+    sys.exit(0)
+counts = {word: int(count) for word, count in rows}
 print(f"{manifest['records']} distinct words in {len(manifest['files'])} part file(s). Top words:")
 for word, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]:
     print(f"{count:>10}  {word}")

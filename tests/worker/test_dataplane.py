@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 import zstandard
 from tests.wordcount import output_counts, read_parts
 
@@ -22,6 +23,8 @@ from airflow_mapreduce.errors import RecordError, TaskFailedError
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.steps import _SkipMode
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 PY = sys.executable
 
@@ -365,3 +368,37 @@ def test_a_failing_combiner_command_fails_the_task_without_skip_mode(  # type: i
     with pytest.raises(TaskFailedError, match=r"combiner: command \['false'\] exited with code 1"):
         run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert "skip mode" not in capfd.readouterr().err
+
+
+def test_the_latest_events_example_keeps_each_users_newest(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # dags/latest_events.yaml on other input: timestamps of 1 to 7 digits (bytes order
+    # would be wrong), several map tasks, spills; checked against a plain Python sort.
+    rng = random.Random(8)
+    events = {
+        f"user{u}": {t: f"e{u}-{t}" for t in rng.sample(range(1, 10**7), rng.randrange(1, 400))}
+        for u in range(60)
+    }
+    lines = [
+        f"{user}\t{t}\t{event}" for user, by_time in events.items() for t, event in by_time.items()
+    ]
+    rng.shuffle(lines)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "events.tsv").write_text("\n".join(lines) + "\n")
+    example = yaml.safe_load((DAGS / "latest_events.yaml").read_text())
+    example["input"]["split_size"] = "64KiB"
+    example["memory"] = {"sort_buffer": "64KiB"}
+    example["reducers"] = 3
+    run_job(
+        parse_job_text(yaml.safe_dump(example)), f"file://{tmp_path}/in", f"file://{tmp_path}/out"
+    )
+
+    expected = {
+        f"{user}\t{t}\t{by_time[t]}" for user, by_time in events.items()
+        for t in sorted(by_time, reverse=True)[:3]
+    }  # fmt: skip
+    parts = read_parts(tmp_path / "out")
+    got = [line for data in parts.values() for line in data.decode().splitlines()]
+    assert len(got) == len(expected) and set(got) == expected
+    for data in parts.values():  # per user newest first, as the reducer received them
+        rows = [line.split("\t") for line in data.decode().splitlines()]
+        assert rows == sorted(rows, key=lambda row: (row[0], -int(row[1])))
