@@ -263,7 +263,7 @@ def run_pipeline(job_yaml: str, input_dir: Path, output: Path, pool: ProcessPool
     target = RunTarget(
         job.dag_id, "bench", f"file://{input_dir}", f"file://{output}", None, job.reducers, 64
     )
-    plan_uri, map_specs = plan_run(files, job, target)
+    plan_uri, map_specs, _ = plan_run(files, job, target)
     list(pool.map(_run_task, map_specs))
     list(pool.map(_run_task, shuffle_run(files, plan_uri, job.reducers)))
     commit_run(files, plan_uri)

@@ -214,7 +214,7 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         target = RunTarget(
             job.dag_id, run_id, input_uri, output_uri, None, job.reducers, max_map_tasks
         )
-        plan_uri, map_specs = plan_run(files, job, target)
+        plan_uri, map_specs, _ = plan_run(files, job, target)
         for uri in map_specs:
             run_task(uri, files)
         if not job.map_only:

@@ -100,12 +100,16 @@ def run(
         str | None, typer.Option("--output", help="Output URI or path (default: the job's).")
     ] = None,
     reducers: Annotated[int | None, typer.Option(help="Default: the job's.")] = None,
-    workers: Annotated[int, typer.Option(help="Tasks running at once.")] = os.cpu_count() or 2,
+    workers: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = (
+        os.cpu_count() or 2
+    ),
     run_id: Annotated[str | None, typer.Option(help="Default: local__<UTC time>.")] = None,
 ) -> None:
     """Run a job here without Airflow: plan, map, shuffle, reduce and commit, each task a
-    worker subprocess (whatever the job's backend). s3:// uses the environment's credentials."""
+    worker subprocess (whatever the job's backend). s3:// uses the environment's credentials;
+    a templated `work` URI gives way to the default work area under the output."""
     from airflow_mapreduce.local_run import run_locally
+    from airflow_mapreduce.plan.commit import commit_summary
     from airflow_mapreduce.plan.planner import RunTarget
     from airflow_mapreduce.spec.validators import check_uri
     from airflow_mapreduce.storage import resolve_uri
@@ -145,15 +149,8 @@ def run(
     except MapReduceError as exc:
         typer.echo(f"FAILED: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(
-        f"Committed {len(manifest.files)} part(s), {manifest.records} records, "
-        f"{manifest.bytes} bytes to {manifest.output_uri}"
-    )
-    for phase, peak in manifest.peak_memory.items():
-        typer.echo(f"peak memory of {phase} tasks: up to {peak.describe()}")
-    for group, counters in sorted(manifest.counters.items()):
-        for name, value in sorted(counters.items()):
-            typer.echo(f"counter {group}.{name} = {value}")
+    for line in commit_summary(manifest):
+        typer.echo(line)
 
 
 def main() -> None:

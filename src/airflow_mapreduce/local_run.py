@@ -19,8 +19,7 @@ from pathlib import Path
 from airflow_mapreduce.errors import MapReduceError, TaskFailedError
 from airflow_mapreduce.launch import job_dir_env, worker_command
 from airflow_mapreduce.plan.commit import OutputManifest, commit_run
-from airflow_mapreduce.plan.manifests import read_plan
-from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.storage import FileSystems
@@ -37,12 +36,9 @@ def run_locally(
 ) -> OutputManifest:
     """Plan, run every map and reduce task as a worker subprocess, commit; the manifest."""
     files = FileSystems()
-    plan_uri, map_specs = plan_run(files, job, target)
-    plan = read_plan(files, plan_uri)
-    echo(
-        f"Planned {plan.num_splits} split(s), {plan.input_bytes} bytes, into "
-        f"{plan.num_map_tasks} map task(s) and {plan.job.num_partitions} partition(s)"
-    )
+    plan_uri, map_specs, plan = plan_run(files, job, target)
+    for line in plan_summary(plan):
+        echo(line)
     env = job_dir_env(dict(os.environ), str(job_dir))
     _run_tasks(map_specs, env, job_dir, workers, echo)
     if not job.map_only:
@@ -77,7 +73,7 @@ def _run_tasks(
             )
         echo(lines[-1] if lines else f"{spec_uri}: done")  # the worker's summary line
 
-    with ThreadPoolExecutor(max(workers, 1)) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(run_one, uri) for uri in spec_uris]
         failure: MapReduceError | None = None
         for future in futures:

@@ -37,16 +37,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import logging
 import random
 import string
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.kubernetes.emulator import EmulatedCluster, now_rfc3339
-
-log = logging.getLogger(__name__)
+from tests.kubernetes.polling import PollingController
 
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 TERMINAL = ("Succeeded", "Failed")
@@ -66,7 +63,7 @@ class JobRun:
     status: dict[str, Any] = field(default_factory=dict)  # last written
 
 
-class TestJobController:
+class TestJobController(PollingController):
     """Runs every batch/v1 Job of one namespace of an EmulatedCluster as pods."""
 
     __test__ = False  # not a test class, despite the name
@@ -74,27 +71,12 @@ class TestJobController:
     def __init__(self, cluster: EmulatedCluster, *, namespace: str = "default") -> None:
         from kubernetes import client
 
+        super().__init__("test-job-controller")
         api_client = cluster.api_client()
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.namespace = namespace
         self.runs: dict[str, JobRun] = {}  # by Job uid
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="test-job-controller", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                self.sync()
-            except Exception:  # the emulator may be stopping; the next round retries
-                log.debug("job controller round failed", exc_info=True)
 
     def _list(self, method: Any) -> list[dict[str, Any]]:
         # Raw JSON: pod templates stay in the API's own (camelCase) form.

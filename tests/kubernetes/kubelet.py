@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubernetes.emulator import ContainerLog, EmulatedCluster, now_rfc3339
+from tests.kubernetes.polling import PollingController
 
 # Only these host variables reach a container (an image has its own PATH, HOME, locale);
 # everything else, credentials above all, must come from the pod spec.
@@ -55,7 +56,7 @@ class PodRun:
     exit_code: int | None = None
 
 
-class TestKubelet:
+class TestKubelet(PollingController):
     """Runs every pod of one namespace of an EmulatedCluster."""
 
     __test__ = False  # not a test class, despite the name
@@ -65,20 +66,15 @@ class TestKubelet:
     ) -> None:
         from kubernetes import client
 
+        super().__init__("test-kubelet")
         self.api = client.CoreV1Api(cluster.api_client())
         self.workdir = workdir
         self.namespace = namespace
         self.runs: dict[str, PodRun] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="test-kubelet", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().stop()
         with self._lock:
             runs = list(self.runs.values())
         for run in runs:
@@ -89,29 +85,25 @@ class TestKubelet:
             run = self.runs.get(f"{namespace}/{name}")
         return run.log if run and run.process else None
 
-    def _loop(self) -> None:
-        # Polling the pod list (rather than a watch) keeps shutdown simple and prompt.
-        while not self._stop.wait(0.1):
-            try:
-                pods = self.api.list_namespaced_pod(self.namespace).items
-            except Exception:
-                continue
-            present = set()
-            for pod in pods:
-                key = f"{pod.metadata.namespace}/{pod.metadata.name}"
-                present.add(key)
-                with self._lock:
-                    new = key not in self.runs
-                    if new:
-                        self.runs[key] = PodRun(
-                            pod.metadata.namespace, pod.metadata.name, ContainerLog()
-                        )
-                if new:
-                    threading.Thread(target=self._run_pod, args=(pod,), daemon=True).start()
+    def sync(self) -> None:
+        """Start the containers of new pods, kill those of deleted ones."""
+        pods = self.api.list_namespaced_pod(self.namespace).items
+        present = set()
+        for pod in pods:
+            key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+            present.add(key)
             with self._lock:
-                gone = [run for key, run in self.runs.items() if key not in present]
-            for run in gone:
-                self._kill(run)  # deleted pod: stop its container
+                new = key not in self.runs
+                if new:
+                    self.runs[key] = PodRun(
+                        pod.metadata.namespace, pod.metadata.name, ContainerLog()
+                    )
+            if new:
+                threading.Thread(target=self._run_pod, args=(pod,), daemon=True).start()
+        with self._lock:
+            gone = [run for key, run in self.runs.items() if key not in present]
+        for run in gone:
+            self._kill(run)  # deleted pod: stop its container
 
     def _run_pod(self, pod: Any) -> None:
         key = f"{pod.metadata.namespace}/{pod.metadata.name}"

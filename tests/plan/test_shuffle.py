@@ -29,7 +29,7 @@ def planned(tmp_path: Path) -> tuple[FileSystems, str, RunLayout]:
         (tmp_path / "in" / f"f{i}.txt").write_text(f"line {i}\n" * 5)
     files = FileSystems()
     target = RunTarget("wc", "run-1", f"file://{tmp_path}/in", f"file://{tmp_path}/out", None, 3, 4)
-    plan_uri, map_specs = plan_run(files, JOB, target)
+    plan_uri, map_specs, _ = plan_run(files, JOB, target)
     assert len(map_specs) == 4  # 6 files, capped at max_map_tasks
     for uri in map_specs:
         run_task(uri, files)
@@ -93,7 +93,7 @@ def test_task_specs_name_every_place_their_task_touches(planned, tmp_path) -> No
     target = RunTarget(
         "mo", "r", f"file://{tmp_path}/in", "memory://mo/out", f"file://{tmp_path}/w", 0, 2
     )
-    _, [map_uri, *_] = plan_run(files, map_only, target)
+    _, [map_uri, *_], _ = plan_run(files, map_only, target)
     map_spec = read_task_spec(files, map_uri)
     assert [u for u in map_spec.storage_uris() if u.startswith("memory://")] == [
         map_spec.output_uri

@@ -87,7 +87,7 @@ class QueuedRun:
         target = RunTarget(
             "chaos", "run-1", f"file://{self.input}", f"file://{tmp}/out", None, 3, 64
         )
-        self.plan_uri, self.map_specs = plan_run(self.files, parse_job_text(JOB), target)
+        self.plan_uri, self.map_specs, _ = plan_run(self.files, parse_job_text(JOB), target)
         self.queue: WorkQueue = open_queue(server_url, f"chaos-{uuid.uuid4().hex[:8]}")
         self.queue.enqueue(self.map_specs, POLICY)
         env = {

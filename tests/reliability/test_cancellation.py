@@ -53,7 +53,7 @@ def test_on_kill_stops_worker_and_mapper(tmp_path: Path) -> None:
     target = RunTarget(
         "endless", "r", f"file://{tmp_path}/in.txt", f"file://{tmp_path}/out", None, 0, 1
     )
-    _, [spec_uri] = plan_run(FileSystems(), job, target)
+    _, [spec_uri], _ = plan_run(FileSystems(), job, target)
     operator = LocalWorkerOperator(
         task_id="map", task_spec_uri=spec_uri, aws_conn_id="aws_default", job_dir=str(DAGS)
     )

@@ -56,7 +56,7 @@ def planned(
 ):  # type: ignore[no-untyped-def]
     spec = parse_job_text(job)
     target = RunTarget(spec.dag_id, run_id, input_uri, f"{root}/out", None, spec.reducers, 3)
-    plan_uri, map_specs = plan_run(files, spec, target)
+    plan_uri, map_specs, _ = plan_run(files, spec, target)
     return plan_uri, map_specs
 
 
@@ -201,7 +201,7 @@ def test_failed_run_keeps_intermediate_until_the_janitor_removes_it(
             2,
             3,
         )
-        _, map_specs = plan_run(files, spec, target)
+        _, map_specs, _ = plan_run(files, spec, target)
         run_task(map_specs[0], files)  # then the run fails: no commit
     old_root = RunLayout(work, spec.dag_id, "old").run_root
     stamp = (dt.datetime.now() - dt.timedelta(days=8)).timestamp()

@@ -16,9 +16,9 @@ from airflow.sdk import BaseOperator, Context
 from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
 from airflow_mapreduce.errors import PlanError, TaskFailedError
 from airflow_mapreduce.launch import worker_command
-from airflow_mapreduce.plan.commit import commit_run
-from airflow_mapreduce.plan.manifests import read_plan, read_task_spec
-from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.commit import commit_run, commit_summary
+from airflow_mapreduce.plan.manifests import read_task_spec
+from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.validators import check_uri
@@ -83,18 +83,9 @@ class MapReducePlanOperator(BaseOperator):
             max_map_tasks=self._max_map_tasks(),
         )
         files = airflow_filesystems(self.job.storage.aws_conn_id)
-        plan_uri, spec_uris = plan_run(files, self.job, target)
-        plan = read_plan(files, plan_uri)
-        self.log.info(
-            "Planned %d split(s), %d bytes, into %d map task(s) and %d partition(s): %s -> %s",
-            plan.num_splits, plan.input_bytes, plan.num_map_tasks,
-            plan.job.num_partitions, input_uri, output_uri,
-        )  # fmt: skip
-        if plan.skipped_inputs:
-            self.log.info(
-                "Skipped %d hidden object(s) under the input (names starting with '_' or '.'): %s",
-                len(plan.skipped_inputs), ", ".join(plan.skipped_inputs[:20]),
-            )  # fmt: skip
+        plan_uri, spec_uris, plan = plan_run(files, self.job, target)
+        for line in plan_summary(plan):
+            self.log.info("%s", line)
         context["ti"].xcom_push(key="plan_uri", value=plan_uri)
         return None if self.job.uses_queue else spec_uris
 
@@ -148,15 +139,8 @@ class MapReduceCommitOperator(_PlanFollowerOperator):
 
     def execute(self, context: Context) -> str:
         manifest = commit_run(self.files, self.plan_uri)
-        self.log.info(
-            "Committed %d part(s), %d records, %d bytes to %s",
-            len(manifest.files), manifest.records, manifest.bytes, manifest.output_uri,
-        )  # fmt: skip
-        for phase, peak in manifest.peak_memory.items():
-            self.log.info("peak memory of %s tasks: up to %s", phase, peak.describe())
-        for group, counters in sorted(manifest.counters.items()):
-            for name, value in sorted(counters.items()):
-                self.log.info("counter %s.%s = %d", group, name, value)
+        for line in commit_summary(manifest):
+            self.log.info("%s", line)
         return f"{manifest.output_uri.rstrip('/')}/_manifest.json"
 
 

@@ -116,6 +116,24 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     return result
 
 
+def commit_summary(manifest: OutputManifest) -> list[str]:
+    """What the commit step reports (task log, `airflow-mapreduce run`)."""
+    lines = [
+        f"Committed {len(manifest.files)} part(s), {manifest.records} records, "
+        f"{manifest.bytes} bytes to {manifest.output_uri}"
+    ]
+    lines += [
+        f"peak memory of {phase} tasks: up to {peak.describe()}"
+        for phase, peak in manifest.peak_memory.items()
+    ]
+    lines += [
+        f"counter {group}.{name} = {value}"
+        for group, counters in sorted(manifest.counters.items())
+        for name, value in sorted(counters.items())
+    ]
+    return lines
+
+
 def _peak_memory(
     map_manifests: list[TaskManifest], manifests: list[TaskManifest]
 ) -> dict[str, PeakMemory]:

@@ -1,8 +1,9 @@
-"""The plan step: splits -> map task specs in storage; returns only their URIs."""
+"""The plan step: splits -> map task specs in storage; returns their URIs and the plan."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from airflow_mapreduce.errors import PlanError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
@@ -25,8 +26,14 @@ class RunTarget:
     max_map_tasks: int
 
 
-def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, list[str]]:
-    """Write plan.json and one spec per map task; return (plan URI, map spec URIs)."""
+class PlannedRun(NamedTuple):
+    plan_uri: str
+    map_specs: list[str]  # URIs of the map tasks' specs
+    plan: RunPlan  # as written to plan_uri
+
+
+def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> PlannedRun:
+    """Write plan.json and one spec per map task."""
     check_reducers(job, target.num_reducers)
     output = OutputLayout(target.output_uri)
     work_root = target.work_uri or output.default_work_root
@@ -74,7 +81,22 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> tuple[str, 
         job=runtime,
     )
     files.write_bytes(layout.plan_uri, plan.model_dump_json().encode())
-    return layout.plan_uri, spec_uris
+    return PlannedRun(layout.plan_uri, spec_uris, plan)
+
+
+def plan_summary(plan: RunPlan) -> list[str]:
+    """What the plan step reports (task log, `airflow-mapreduce run`)."""
+    lines = [
+        f"Planned {plan.num_splits} split(s), {plan.input_bytes} bytes, into "
+        f"{plan.num_map_tasks} map task(s) and {plan.job.num_partitions} partition(s): "
+        f"{plan.input_uri} -> {plan.output_uri}"
+    ]
+    if plan.skipped_inputs:
+        lines.append(
+            f"Skipped {len(plan.skipped_inputs)} hidden object(s) under the input (names "
+            f"starting with '_' or '.'): {', '.join(plan.skipped_inputs[:20])}"
+        )
+    return lines
 
 
 def check_reducers(job: JobSpec, num_reducers: int) -> None:

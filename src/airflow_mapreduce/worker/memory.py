@@ -31,11 +31,8 @@ def start_task() -> None:
 def reset_process_peak() -> None:
     """Make VmHWM the current RSS, forgetting earlier tasks (Linux >= 4.0; elsewhere the
     peak stays the process's peak so far)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
 
 
 def task_peak() -> PeakMemory:
@@ -47,30 +44,32 @@ class CommandWatch(threading.Thread):
 
     A child's own rusage is no help: Linux starts an exec'd child's maxrss at its parent's
     peak. So the command's VmHWM (its own high-water mark) is sampled while it runs, and
-    its rusage counts only when it exceeds the worker's peak at spawn: then it is the
-    command's own, and exact.
+    its rusage counts only when it exceeds the worker's peak (which only grows during a
+    task, so reading it after the spawn is as good as before): then it is the command's
+    own, and exact.
     """
 
     INTERVAL = 0.05
 
-    def __init__(self, pid: int, worker_peak_at_spawn: int) -> None:
-        super().__init__(daemon=True, name=f"memory-of-{pid}")
-        self.pid = pid
-        self.worker_peak_at_spawn = worker_peak_at_spawn
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        super().__init__(daemon=True, name=f"memory-of-{proc.pid}")
+        self.proc = proc
+        self.worker_peak = own_peak_bytes()
         self.peak = 0
         self._done = threading.Event()
         self.start()
 
     def run(self) -> None:  # until the process has exited (no VmHWM line) or wait() stops it
-        status_file = f"/proc/{self.pid}/status"
+        status_file = f"/proc/{self.proc.pid}/status"
         while (peak := _peak_of(status_file)) is not None:
             self.peak = max(self.peak, peak)
             if self._done.wait(self.INTERVAL):
                 break
 
-    def wait(self, proc: subprocess.Popen[bytes]) -> int:
+    def wait(self) -> int:
         """Wait like Popen.wait(), adding this command's peak to the task's."""
         global _commands_peak  # noqa: PLW0603
+        proc = self.proc
         if hasattr(os, "waitid"):  # until it exits, unreaped: sampling goes on meanwhile
             with contextlib.suppress(ChildProcessError):
                 os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
@@ -83,7 +82,7 @@ class CommandWatch(threading.Thread):
             returncode = proc.wait()
         else:
             returncode = proc.returncode = os.waitstatus_to_exitcode(status)
-            if (maxrss := _maxrss_bytes(usage.ru_maxrss)) > self.worker_peak_at_spawn:
+            if (maxrss := _maxrss_bytes(usage.ru_maxrss)) > self.worker_peak:
                 self.peak = max(self.peak, maxrss)
         _commands_peak = max(_commands_peak, self.peak)
         return returncode

@@ -49,7 +49,6 @@ def run_command_batches(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[list[bytes]]:
     """Like run_command, but yields lists of lines: one Python step per pipe read."""
-    worker_peak = memory.own_peak_bytes()
     try:
         proc = subprocess.Popen(
             argv,
@@ -64,7 +63,7 @@ def run_command_batches(
             "(image or local folder) and be executable."
         ) from None
     assert proc.stdin and proc.stdout and proc.stderr
-    watch = memory.CommandWatch(proc.pid, worker_peak)
+    watch = memory.CommandWatch(proc)
     stdout = cast(io.BufferedReader, proc.stdout)
     feeder = _Feeder(proc.stdin, chunks)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
@@ -86,7 +85,7 @@ def run_command_batches(
     finally:
         if not finished:
             proc.kill()
-        returncode = watch.wait(proc)
+        returncode = watch.wait()
         feeder.join()
         reader.join()
     if feeder.error is not None:
