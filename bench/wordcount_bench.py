@@ -5,14 +5,17 @@
 Times, on the same input:
   (a)  collections.Counter over whitespace-split lines, one process (the baseline);
   (b)  the local runner with Python callables + combiner, R=4, through the full shuffle
-       (b1: mrjob-style per-record generators; b2: the opt-in batch mapper);
+       (b1: mrjob-style per-record generators; b2: the opt-in batch mapper; b3, b4: the
+       same mappers with `reducer: {reduce_by: operator:add}`, Spark's reduceByKey, as the
+       combiner and reducer);
   (c)  the same with the streaming mapper.py / reducer.py pair (reducer.py as combiner)
        (c1: one "word<TAB>1" line per word; c2: mapper_combining.py, in-mapper combining).
 and, for context, the same user code without this project: its floors (b floor: mapper()
 and a dict; c floor: the commands alone on presorted input) and hand-made runs (b0: the
 callables in a process pool; c0: shell pipes). Map and reduce tasks run in a process
 pool, as the local backend's mapped Airflow tasks run in parallel under LocalExecutor.
-Every result is checked against (a). (a) runs again after every row, and each row's ratio
+Every result is checked against (a); reading an output back for that is not timed.
+(a) runs again after every row, and each row's ratio
 is to the mean of the (a) runs just before and after it: this machine's speed drifts by
 up to 2x within minutes, which a single (a) at the start made look like the rows' own.
 
@@ -169,7 +172,7 @@ def _mapper_groups(path: Path) -> dict[str, int]:
     return dict(zip(groups, map(len, groups.values()), strict=True))  # cheap, for the check
 
 
-def commands_alone(folder: Path, out: Path, pool: ProcessPoolExecutor) -> collections.Counter[str]:
+def commands_alone(folder: Path, out: Path, pool: ProcessPoolExecutor) -> None:
     """(c0) The streaming pair with no framework, as a hand-made script would run them:
     `mapper.py < file | reducer.py` per file in the same pool, then one reducer.py over
     all of their outputs (reducer.py sums in a dict, so nothing needs sorting)."""
@@ -182,10 +185,9 @@ def commands_alone(folder: Path, out: Path, pool: ProcessPoolExecutor) -> collec
     _pipe((f"cat {out}/combined-* | {REDUCER}", out / "part-00000"))
     for path in combined:
         path.unlink()
-    return read_counts(out)
 
 
-def commands_floor(folder: Path, out: Path, workers: int) -> tuple[float, float, object]:
+def commands_floor(folder: Path, out: Path, workers: int) -> Timing:
     """(c floor) Only the commands' own work, as (c1) runs them: mapper.py on each file,
     reducer.py (the combiner) on its output sorted, then reducer.py on the sorted combined
     outputs, R=4. The sorts between them are not timed: (wall, CPU, counts) of the
@@ -289,6 +291,12 @@ JOBS = {
     + "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n"
     "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
     "reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}\n",
+    "b3 batch callable + reduce_by add": JOB_HEAD
+    + "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n"
+    "reducer: {reduce_by: 'operator:add'}\n",
+    "b4 callables + reduce_by add": JOB_HEAD
+    + "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper}\n"
+    "reducer: {reduce_by: 'operator:add'}\n",
     "c1 streaming mapper.py/reducer.py": JOB_HEAD
     + "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper.py]}\n"
     "combiner: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n"
@@ -307,7 +315,10 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed(function: Callable[[], object]) -> tuple[float, float, object]:
+Timing = tuple[float, float, object]  # wall seconds, CPU seconds, the counts
+
+
+def timed(function: Callable[[], object]) -> Timing:
     """(wall seconds, CPU seconds, result). CPU time is less sensitive to other load."""
     start, start_cpu = time.perf_counter(), cpu_seconds()
     result = function()
@@ -323,6 +334,47 @@ def compared(
     if len(runs) == 1:
         return runs[0], statistics.mean(walls), statistics.mean(cpus)
     return min(runs), min(walls), min(cpus)
+
+
+def build_rows(args: argparse.Namespace, corpus: Path) -> dict[str, Callable[[], Timing]]:
+    """Every row but (a): label -> a function that runs it once."""
+    rows: dict[str, Callable[[], Timing]] = {}
+    c0_output = args.cache / "out" / "c0"
+    floors: dict[str, Callable[[ProcessPoolExecutor], collections.Counter[str] | None]] = {
+        "b floor: mapper() + a dict, no more": lambda pool: mapper_floor(corpus, pool),
+        "b0 hand-made: callables, pool": lambda pool: callables_alone(corpus, pool),
+        "c0 hand-made: shell pipes": lambda pool: commands_alone(corpus, c0_output, pool),
+    }
+    for label, floor in floors.items():
+
+        def run_floor(floor: Callable[[ProcessPoolExecutor], object] = floor) -> object:
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+                return floor(pool)
+
+        def timed_floor(run_floor: Callable[[], object] = run_floor) -> Timing:
+            seconds, cpu, counts = timed(run_floor)
+            return seconds, cpu, read_counts(c0_output) if counts is None else counts
+
+        rows[label] = timed_floor
+    rows["c floor: the commands, no more"] = lambda: commands_floor(
+        corpus, args.cache / "out" / "cfloor", args.workers
+    )
+    memory = f"memory: {{sort_buffer: {args.sort_buffer}}}\n" if args.sort_buffer else ""
+    for label, job_text in JOBS.items():
+        output = args.cache / "out" / label.split()[0]
+
+        def run_job(job_yaml: str = job_text + memory, output: Path = output) -> None:
+            # A pool per job: its workers are reaped at the end, so their CPU time counts.
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+                run_pipeline(job_yaml, corpus, output, pool)
+
+        def timed_job(run_job: Callable[[], None] = run_job, output: Path = output) -> Timing:
+            seconds, cpu, _ = timed(run_job)
+            return seconds, cpu, read_counts(output)  # reading the output back: not timed
+
+        rows[label] = timed_job
+
+    return rows
 
 
 def main() -> int:
@@ -358,36 +410,7 @@ def main() -> int:
         baselines.append((seconds, cpu))
         return seconds, cpu
 
-    rows: dict[str, Callable[[], tuple[float, float, object]]] = {}
-    floors: dict[str, Callable[[ProcessPoolExecutor], collections.Counter[str]]] = {
-        "b floor: mapper() + a dict, no more": lambda pool: mapper_floor(corpus, pool),
-        "b0 hand-made: callables, pool": lambda pool: callables_alone(corpus, pool),
-        "c0 hand-made: shell pipes": lambda pool: commands_alone(
-            corpus, args.cache / "out" / "c0", pool
-        ),
-    }
-    for label, floor in floors.items():
-
-        def run_floor(floor: Callable[[ProcessPoolExecutor], object] = floor) -> object:
-            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
-                return floor(pool)
-
-        rows[label] = lambda run_floor=run_floor: timed(run_floor)  # type: ignore[misc]
-    rows["c floor: the commands, no more"] = lambda: commands_floor(
-        corpus, args.cache / "out" / "cfloor", args.workers
-    )
-    memory = f"memory: {{sort_buffer: {args.sort_buffer}}}\n" if args.sort_buffer else ""
-    for label, job_text in JOBS.items():
-        output = args.cache / "out" / label.split()[0]
-
-        def run_job(job_yaml: str = job_text + memory, output: Path = output) -> object:
-            # A pool per job: its workers are reaped at the end, so their CPU time counts.
-            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
-                run_pipeline(job_yaml, corpus, output, pool)
-            return read_counts(output)
-
-        rows[label] = lambda run_job=run_job: timed(run_job)  # type: ignore[misc]
-
+    rows = build_rows(args, corpus)
     around = "(a) around it" if args.repeat == 1 else f"(a) around it; best of {args.repeat}"
     print(f"{'':36} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}  {around}")
     before = run_baseline()

@@ -253,5 +253,5 @@ def test_reduce_errors_name_the_key_and_writer_errors_stay_the_writers(
     with pytest.raises(RecordError, match=named):
         list(step._reduce_pairs(lines))
     with pytest.raises(OSError, match="disk full") as info:
-        step.reduce_into(lines, _BrokenWriter())  # type: ignore[arg-type]
+        step.reduce_into([lines], _BrokenWriter())  # type: ignore[arg-type]
     assert not isinstance(info.value, RecordError)

@@ -26,6 +26,9 @@ MAPPERS = {
         "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n"
         "combiner: {callable: mapreduce_jobs.wordcount_callables:combiner}\n"
     ),
+    # no combiner: a reduce_by reducer is its own (bench b3, b4)
+    "batch_alone": "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper_batch}\n",
+    "callable_alone": "mapper: {callable: mapreduce_jobs.wordcount_callables:mapper}\n",
 }
 REDUCERS = {
     "dict": "reducer: {command: [python3, mapreduce_jobs/wordcount/reducer.py]}\n",
@@ -33,6 +36,7 @@ REDUCERS = {
         "reducer: {command: [python3, mapreduce_jobs/wordcount/reducer_current_word.py]}\n"
     ),
     "callable": "reducer: {callable: mapreduce_jobs.wordcount_callables:reducer}\n",
+    "reduce_by": "reducer: {reduce_by: 'operator:add'}\n",
 }
 
 
@@ -47,7 +51,8 @@ def job_text(steps: str, reducers: int = 3, split_size: str = "256KiB") -> str:
     ("mapper", "reducer"),
     [("streaming", "dict"), ("streaming", "current_word"), ("callables", "callable"),
      ("streaming", "callable"), ("callables", "current_word"), ("combining", "dict"),
-     ("batch", "callable")],
+     ("batch", "callable"), ("batch_alone", "reduce_by"), ("callable_alone", "reduce_by"),
+     ("callables", "reduce_by")],
 )  # fmt: skip
 def test_word_count_matches_counter(run_job, word_corpus, tmp_path, mapper, reducer) -> None:  # type: ignore[no-untyped-def]
     steps = MAPPERS[mapper] + REDUCERS[reducer]

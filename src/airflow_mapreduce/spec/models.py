@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     Field,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -52,7 +53,8 @@ Schedule = Annotated[str, AfterValidator(check_schedule)]
 
 
 class StepSpec(Model):
-    """A mapper, combiner or reducer: a streaming command or a Python callable."""
+    """A mapper, combiner or reducer: a streaming command, a Python callable, or (combiner
+    and reducer) a binary function that folds each key's values."""
 
     command: list[str] | None = Field(
         default=None,
@@ -62,6 +64,12 @@ class StepSpec(Model):
     callable: str | None = Field(
         default=None,
         description="'module:function' of a generator function yielding (key, value) pairs.",
+    )
+    reduce_by: str | None = Field(
+        default=None,
+        description="Combiner or reducer only: 'module:function' of an associative, "
+        "commutative f(a, b) folding each key's values into one (Spark's reduceByKey), e.g. "
+        "operator:add. As the reducer it is also the map-side combiner.",
     )
 
     @field_validator("command", mode="before")
@@ -81,28 +89,38 @@ class StepSpec(Model):
             raise ValueError("expected a non-empty argv list such as [python3, mapper.py]")
         return value
 
-    @field_validator("callable")
+    @field_validator("callable", "reduce_by")
     @classmethod
-    def _callable_shape(cls, value: str | None) -> str | None:
+    def _callable_shape(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not CALLABLE.match(value):
-            raise ValueError(
-                f"expected 'package.module:function', found {value!r}; "
-                "e.g. mapreduce_jobs.wordcount:mapper"
+            example = (
+                "operator:add"
+                if info.field_name == "reduce_by"
+                else "mapreduce_jobs.wordcount:mapper"
             )
+            raise ValueError(f"expected 'package.module:function', found {value!r}; e.g. {example}")
         return value
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> StepSpec:
-        if (self.command is None) == (self.callable is None):
+        if sum(kind is not None for kind in (self.command, self.callable, self.reduce_by)) != 1:
             raise ValueError(
-                "give exactly one of 'command' (a Hadoop Streaming executable) "
-                "or 'callable' ('module:function')"
+                "give exactly one of 'command' (a Hadoop Streaming executable), "
+                "'callable' ('module:function' of a generator) or, for a combiner or "
+                "reducer, 'reduce_by' ('module:function' of f(a, b), e.g. operator:add)"
             )
         return self
 
     @property
-    def kind(self) -> Literal["command", "callable"]:
-        return "command" if self.command is not None else "callable"
+    def kind(self) -> Literal["command", "callable", "reduce_by"]:
+        if self.command is not None:
+            return "command"
+        return "callable" if self.callable is not None else "reduce_by"
+
+    @property
+    def python(self) -> str | None:
+        """'module:function' of a Python step (callable or reduce_by); None for a command."""
+        return self.callable or self.reduce_by
 
 
 class InputSpec(Model):
@@ -339,6 +357,32 @@ class JobSpec(DataPlaneSettings):
             )
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reduce_by_combines(cls, data: Any) -> Any:
+        # A reduce_by reducer is associative and commutative, so it is also the map-side
+        # combiner (as in Spark's reduceByKey) unless the job names another.
+        if isinstance(data, dict) and data.get("combiner") is None:
+            reducer = data.get("reducer")
+            reduce_by = (
+                reducer.get("reduce_by")
+                if isinstance(reducer, dict)
+                else getattr(reducer, "reduce_by", None)
+            )
+            if reduce_by is not None:
+                return {**data, "combiner": {"reduce_by": reduce_by}}
+        return data
+
+    @model_validator(mode="after")
+    def _mapper_maps(self) -> JobSpec:
+        if self.mapper.reduce_by is not None:
+            raise FieldError(
+                ("mapper", "reduce_by"),
+                "reduce_by folds the values of a key, so it can be the combiner or reducer "
+                "only; give the mapper a 'command' or a 'callable'",
+            )
+        return self
+
     @model_validator(mode="after")
     def _reducer_matches_reducers(self) -> JobSpec:
         if self.reducers > 0 and self.reducer is None:
@@ -365,7 +409,7 @@ class JobSpec(DataPlaneSettings):
     def only_callables(self) -> bool:
         """Every step is a Python callable: records keep their types (the JSON codec)."""
         steps = (self.mapper, self.combiner, self.reducer)
-        return all(s.callable for s in steps if s is not None)
+        return all(s.python for s in steps if s is not None)
 
     @property
     def uses_queue(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,3 +27,17 @@ def load_callable(reference: str, role: str) -> PairGenerator:
             f"{role} {reference!r}: module {module_name!r} has no function {attribute!r}"
         )
     return function  # type: ignore[no-any-return]
+
+
+class ReduceBy:
+    """A reduce_by function as a reducer: each key's values folded into one with f(a, b).
+
+    Where a Python combiner or reducer would run, this runs; the sort buffer and the
+    reduce task fold with `function` directly instead, without a call per key.
+    """
+
+    def __init__(self, function: Callable[[Any, Any], Any]) -> None:
+        self.function = function
+
+    def __call__(self, key: Any, values: Iterable[Any]) -> tuple[tuple[Any, Any]]:
+        return ((key, functools.reduce(self.function, values)),)

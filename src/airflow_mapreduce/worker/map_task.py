@@ -145,8 +145,8 @@ def _sort_buffer(
         return PairBuffer(fmt, budget) if codec.kind == "json" else LineBuffer(fmt, budget)
     combiner = Step(spec.job.combiner, "combiner", codec, fmt, counters, env)
     if codec.kind == "json":  # every step is a callable
-        name = f"combiner {spec.job.combiner.callable}"
-        return PairBuffer(fmt, budget, combiner.function, name)
+        name = f"combiner {spec.job.combiner.python}"
+        return PairBuffer(fmt, budget, combiner.function, name, merge=combiner.merge)
     return LineBuffer(fmt, budget, combiner.combine)
 
 

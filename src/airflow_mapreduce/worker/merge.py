@@ -10,6 +10,7 @@ sorted pieces in C. Memory stays at one block per run.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -33,6 +34,14 @@ class _Run:
 
 def merge_blocks(runs: Iterable[Iterable[list[bytes]]], key: Key = None) -> Iterator[bytes]:
     """All lines of the sorted runs (each given as blocks of lines) in order of `key`."""
+    return itertools.chain.from_iterable(merge_block_lists(runs, key))
+
+
+def merge_block_lists(
+    runs: Iterable[Iterable[list[bytes]]], key: Key = None
+) -> Iterator[list[bytes]]:
+    """merge_blocks, as blocks of lines: a consumer that works on whole blocks takes them
+    without a step per line."""
     live = [run for run in (_Run(iter(blocks)) for blocks in runs) if run.refill()]
     while len(live) > 1:
         lasts = [run.block[-1] if key is None else key(run.block[-1]) for run in live]
@@ -50,9 +59,8 @@ def merge_blocks(runs: Iterable[Iterable[list[bytes]]], key: Key = None) -> Iter
             taken += run.block[run.start : cut]
             run.start = cut
         taken.sort(key=key)
-        yield from taken
+        yield taken
         live = [run for run in live if run.start < len(run.block) or run.refill()]
     for run in live:  # the last run left: no more comparing
-        yield from run.block[run.start :]
-        for block in run.blocks:
-            yield from block
+        yield run.block[run.start :]
+        yield from run.blocks

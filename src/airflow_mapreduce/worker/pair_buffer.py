@@ -2,10 +2,12 @@
 
 A mapper's pairs are not encoded as they arrive: values collect per key in a dict, a
 Python combiner is called on each group as it is (no JSON round trip), and only what is
-spilled or shuffled gets encoded. Keys are grouped by their JSON encoding, the shuffle's
-notion of "same key" (so 1, 1.0 and True stay three keys): str keys, by far the most
-common, are their own dict key; the first key of another type switches the buffer to
-encoded-bytes keys.
+spilled or shuffled gets encoded. With a reduce_by combiner (a binary function), each key
+holds one value, folded in as pairs arrive: no lists and no call per key.
+
+Keys are grouped by their JSON encoding, the shuffle's notion of "same key" (so 1, 1.0
+and True stay three keys): str keys, by far the most common, are their own dict key; the
+first key of another type switches the buffer to encoded-bytes keys.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from airflow_mapreduce.worker.keys import TAB, RecordFormat
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 
 Pairs = Iterable[tuple[Any, Any]]
-# One batch added: (pairs, int values among them, the last int value, pairs left or None).
-_Batch = tuple[int, int, int, "Iterator[tuple[Any, Any]] | None"]
+# One batch added: (pairs, bytes to charge beyond what the loop charged, pairs left or None).
+_Batch = tuple[int, int, "Iterator[tuple[Any, Any]] | None"]
 Combiner = Callable[[Any, Iterator[Any]], Pairs]
+Merge = Callable[[Any, Any], Any]
+_MISSING = object()
 
 CHECK_EVERY = 4096  # records between two looks at the budget
 # A new key's dict entry and one-value list, beyond the key object itself: measured at
@@ -42,28 +46,34 @@ class PairBuffer(MapOutputBuffer):
         combiner: Combiner | None = None,
         combiner_name: str = "combiner",
         spill_dir: str | None = None,
+        merge: Merge | None = None,
     ) -> None:
         super().__init__(fmt, budget, spill_dir)
         self.combiner = combiner
         self.combiner_name = combiner_name
-        self._groups: dict[Any, list[Any]] = {}
+        self.merge = merge  # a reduce_by combiner: values folded as they arrive
+        # key -> its values (a list), or with `merge` its one folded value
+        self._groups: dict[Any, Any] = {}
         self._encoded_keys = False  # False: every dict key is a str
+        self._drained_records = 0
 
     def add_pairs(self, pairs: Pairs) -> None:
         rest: Iterator[tuple[Any, Any]] | None = iter(pairs)
         while rest is not None:
-            add = self._add_encoded if self._encoded_keys else self._add_str_keyed
-            added, ints, last_int, rest = add(rest)
+            if self.merge is not None:
+                add = self._merge_encoded if self._encoded_keys else self._merge_str_keyed
+            else:
+                add = self._add_encoded if self._encoded_keys else self._add_str_keyed
+            added, charge, rest = add(rest)
             self.records += added
-            # Other values were charged one by one; ints cost 0 (shared) or ~28 bytes each,
-            # so one sample of them is close enough and keeps their loop lean.
-            self.used += added * VALUE_SLOT + ints * _size(last_int)
+            self.used += charge
             if self.used > self.budget:
                 self.spill()
 
     def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
-        """Up to CHECK_EVERY pairs: (how many, how many int values, the last int value,
-        the pairs left or None). New keys and non-int values are charged here."""
+        """Up to CHECK_EVERY pairs: (how many, bytes left to charge, the pairs left or
+        None). New keys and non-int values are charged here; ints cost 0 (shared) or ~28
+        bytes each, so one sample of them is close enough and keeps the loop lean."""
         groups = self._groups
         get = groups.get
         count, key, value, charged, others, last_int = 0, None, None, 0, 0, 0
@@ -93,11 +103,18 @@ class PairBuffer(MapOutputBuffer):
         finally:
             self.used += charged
         if not switch:
-            return count, count - others, last_int, it if count == CHECK_EVERY else None
-        # Re-keyed by encoded keys; the pair that needed it (zip counted it) goes first.
+            rest = it if count == CHECK_EVERY else None
+            return count, _list_charge(count, count - others, last_int), rest
+        count -= 1  # the pair that needs encoded keys (zip counted it) goes first after
+        return count, _list_charge(count, count - others, last_int), self._switch(key, value, it)
+
+    def _switch(
+        self, key: Any, value: Any, it: Iterator[tuple[Any, Any]]
+    ) -> Iterator[tuple[Any, Any]]:
+        """Re-key the buffer by encoded keys; the pairs left, starting with (key, value)."""
         self._groups = {encode_json(k): held for k, held in self._groups.items()}
         self._encoded_keys = True
-        return count - 1, count - 1 - others, last_int, itertools.chain([(key, value)], it)
+        return itertools.chain([(key, value)], it)
 
     def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
         groups = self._groups
@@ -117,17 +134,78 @@ class PairBuffer(MapOutputBuffer):
                 others += 1
                 charged += _size(value)
         self.used += charged
-        return count, count - others, last_int, it if count == CHECK_EVERY else None
+        rest = it if count == CHECK_EVERY else None
+        return count, _list_charge(count, count - others, last_int), rest
+
+    def _merge_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
+        """_add_str_keyed for a reduce_by combiner: a key's value is folded in place."""
+        groups = self._groups
+        get, merge = groups.get, self.merge
+        assert merge is not None
+        count, key, value, charged = 0, None, None, 0
+        switch = False
+        try:
+            for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
+                held = get(key, _MISSING)
+                if held is not _MISSING:
+                    groups[key] = self._folded(merge, held, key, value)
+                elif type(key) is str:
+                    groups[key] = value
+                    size = len(key) + ASCII_STR if key.isascii() else sys.getsizeof(key)
+                    charged += size + KEY_OVERHEAD
+                else:
+                    switch = True
+                    break
+                if type(value) is not int:  # a folded value may grow by about this much
+                    charged += _size(value)
+        except TypeError:
+            if _hashable(key):
+                raise
+            switch = True
+        finally:
+            self.used += charged
+        if not switch:
+            return count, 0, it if count == CHECK_EVERY else None
+        return count - 1, 0, self._switch(key, value, it)
+
+    def _merge_encoded(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
+        groups = self._groups
+        get, merge = groups.get, self.merge
+        assert merge is not None
+        count, charged = 0, 0
+        for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
+            raw = encode_json(key)
+            held = get(raw, _MISSING)
+            if held is _MISSING:
+                groups[raw] = value
+                charged += sys.getsizeof(raw) + KEY_OVERHEAD + _size(value)
+            else:
+                groups[raw] = self._folded(merge, held, key, value)
+                if type(value) is not int:
+                    charged += _size(value)
+        self.used += charged
+        return count, 0, it if count == CHECK_EVERY else None
+
+    def _folded(self, merge: Merge, held: Any, key: Any, value: Any) -> Any:
+        try:
+            return merge(held, value)
+        except Exception as exc:
+            raise RecordError(f"{self.combiner_name} raised {exc!r} on key {key!r}") from exc
 
     def _drain(self) -> list[list[bytes]]:
         groups, self._groups = self._groups, {}
         out: list[list[bytes]] = [[] for _ in range(self.fmt.num_partitions)]
-        # encoded key -> dict key, walked in the shuffle's order: by encoded bytes.
+        # Encoded keys, in the dict's order (encode_json for str keys, mapped in C).
         if self._encoded_keys:
-            order = {raw: raw for raw in groups}
-        else:  # encode_json for str keys, mapped in C
-            utf8 = map(str.encode, map(encode_basestring, groups), _UTF8, _SURROGATEESCAPE)
-            order = dict(zip(utf8, groups, strict=True))
+            raws = list(groups)
+        else:
+            raws = list(map(str.encode, map(encode_basestring, groups), _UTF8, _SURROGATEESCAPE))
+        if self.merge is not None:
+            self._emit_merged(raws, list(groups.values()), out)
+            return out
+        # encoded key -> dict key, walked in the shuffle's order: by encoded bytes.
+        order = dict(zip(raws, groups, strict=True))
+        del raws
         if self.combiner is None:
             self._emit(groups, order, out)
         else:
@@ -141,6 +219,30 @@ class PairBuffer(MapOutputBuffer):
         for raw in sorted(order):
             prefix = raw + TAB
             out[crc32(raw) % n].extend([prefix + encode(v) for v in pop(order[raw])])
+
+    def _emit_merged(self, raws: list[bytes], values: list[Any], out: list[list[bytes]]) -> None:
+        """One line per key, each key's value folded already: sorted, formatted and
+        partitioned by C loops (maps over whole lists), with one Python step per line
+        left only to drop it in its partition."""
+        order = sorted(range(len(raws)), key=raws.__getitem__)
+        raws = list(map(raws.__getitem__, order))
+        values = list(map(values.__getitem__, order))
+        del order
+        if set(map(type, values)) == {int}:  # counts and sums: the common values
+            lines = list(map(b"%s\t%d".__mod__, zip(raws, values, strict=True)))
+        else:
+            lines = list(map(b"%s\t%s".__mod__, zip(raws, map(encode_json, values), strict=True)))
+        n = self.fmt.num_partitions
+        if n == 1:
+            out[0] = lines
+        else:
+            appends = [partition.append for partition in out]
+            for line, hashed in zip(lines, map(zlib.crc32, raws), strict=True):
+                appends[hashed % n](line)
+        # Hadoop's counters: every record went through the combiner, one came out per key.
+        self.combine_input += self.records - self._drained_records
+        self.combine_output += len(lines)
+        self._drained_records = self.records
 
     def _emit_combined(
         self,
@@ -183,6 +285,12 @@ class PairBuffer(MapOutputBuffer):
 
 
 _UTF8, _SURROGATEESCAPE = itertools.repeat("utf-8"), itertools.repeat("surrogateescape")
+
+
+def _list_charge(added: int, ints: int, last_int: int) -> int:
+    """Bytes of `added` values held in lists that their loop did not charge: the list
+    slots, and the int values (sampled: 0 for small shared ints, ~28 bytes otherwise)."""
+    return added * VALUE_SLOT + ints * _size(last_int)
 
 
 def _hashable(key: Any) -> bool:

@@ -13,7 +13,7 @@ from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
-from airflow_mapreduce.worker.merge import merge_blocks
+from airflow_mapreduce.worker.merge import merge_block_lists
 from airflow_mapreduce.worker.outputs import open_part, part_uri
 from airflow_mapreduce.worker.records import Tally, iter_run_blocks, merge_read_block
 from airflow_mapreduce.worker.steps import Step
@@ -60,7 +60,7 @@ def _run(
         block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))
         seen = Tally()
         runs = [iter_run_blocks(files, u, block, seen) for u in uris]
-        merged = merge_blocks(runs, key=None if fmt.lines_sort_as_keys else fmt.order_of)
+        merged = merge_block_lists(runs, key=None if fmt.lines_sort_as_keys else fmt.order_of)
         # Into this attempt's folder; the commit step promotes it to the output.
         final = part_uri(spec.outputs[partition], formats)
         uri = join_uri(RunLayout.attempt_dir_of(spec.task_dir, attempt), posixpath.basename(final))

@@ -20,8 +20,9 @@ from airflow_mapreduce.plan.tasks import Counters, InputSplit
 from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.bad_records import DeadLetters
-from airflow_mapreduce.worker.callables import load_callable
+from airflow_mapreduce.worker.callables import ReduceBy, load_callable
 from airflow_mapreduce.worker.codec import Codec, decode_json, decode_text, encode_json
+from airflow_mapreduce.worker.fold import fold_sorted_blocks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
@@ -51,6 +52,12 @@ class Step:
         self.counters = counters
         self.env = dict(env or {})
         self.function = load_callable(spec.callable, role) if spec.callable else None
+        # reduce_by: f(a, b) folds a key's values; as a function of (key, values) it runs
+        # wherever a Python combiner or reducer would, and the sort buffer and the reduce
+        # side fold with it directly where they can.
+        self.merge = load_callable(spec.reduce_by, role) if spec.reduce_by else None
+        if self.merge is not None:
+            self.function = ReduceBy(self.merge)
 
     # Map side ---------------------------------------------------------------------------
     def map_into(
@@ -134,7 +141,7 @@ class Step:
                         yield from function(None, value)
                     except Exception as exc:
                         offset, line = _locate(block, start, i, items if jsonlines else None)
-                        dead.add(split, offset, line, f"{self.spec.callable} raised {exc!r}")
+                        dead.add(split, offset, line, f"{self.spec.python} raised {exc!r}")
                 continue
             for i, value in enumerate(values):
                 yield from self._call_one(
@@ -164,7 +171,7 @@ class Step:
             return list(function(*args) if isinstance(args, tuple) else function(args))
         except Exception as exc:
             offset, line = _locate(block, start, index, items)
-            dead.add(split, offset, line, f"{self.spec.callable} raised {exc!r}")
+            dead.add(split, offset, line, f"{self.spec.python} raised {exc!r}")
             return []
 
     def _command_batches(
@@ -199,12 +206,18 @@ class Step:
         sep = self.fmt.separator
         return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs(lines)]
 
-    def reduce_into(self, lines: Iterable[bytes], writer: PartWriter) -> None:
+    def reduce_into(self, blocks: Iterable[list[bytes]], writer: PartWriter) -> None:
+        """Reduce key-sorted record lines, given as blocks of lines, into the writer."""
         if self.spec.command is not None:
+            lines = itertools.chain.from_iterable(blocks)
             for batch in self._command_batches(_batched(lines), None, {}):
                 writer.write_lines(batch)
-            return
-        writer.write_pairs(self._reduce_pairs(lines))
+        elif self.merge is not None and self.codec.kind == "json":
+            name = f"{self.role} {self.spec.python}"
+            for keys, values in fold_sorted_blocks(blocks, self.merge, name):
+                writer.write_columns(keys, values)
+        else:
+            writer.write_pairs(self._reduce_pairs(itertools.chain.from_iterable(blocks)))
 
     def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
         """The reducer's (or Python combiner's) pairs. Only its own errors are named
@@ -216,7 +229,7 @@ class Step:
             yield from itertools.chain.from_iterable(itertools.starmap(function, groups))
         except Exception as exc:
             raise RecordError(
-                f"{self.role} {self.spec.callable} raised {exc!r} on key {groups.key!r}"
+                f"{self.role} {self.spec.python} raised {exc!r} on key {groups.key!r}"
             ) from exc
 
     def _groups(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Iterator[Any]]]:

@@ -1,0 +1,97 @@
+"""reduce_by on the reduce side: key-sorted JSON-codec records folded a block at a time.
+
+A Python reducer costs a call, a generator and a decode per key. A reduce_by function
+needs none of that: each block of merged lines is split into keys and values with one
+join and one split, its values decoded by one json.loads, its groups found by comparing
+neighbouring keys, and each group folded with functools.reduce, all in C loops; the
+Python left per block is a handful of statements. A key whose values run past the end
+of a block is carried, folded so far, into the next one, so a key with more values than
+memory holds is fine.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.worker.codec import decode_json
+
+Merge = Callable[[Any, Any], Any]
+_NO_KEY = object()
+
+
+def fold_sorted_blocks(
+    blocks: Iterable[list[bytes]], merge: Merge, name: str
+) -> Iterator[tuple[list[Any], list[Any]]]:
+    """(keys, folded values) for key-sorted `json-key<TAB>json-value` lines given in
+    blocks; every key once, in order. `name` says whose error it is (e.g. reducer m:f)."""
+    carry_raw: Any = _NO_KEY  # the last key seen, its values folded so far
+    carry_value: Any = None
+    for block in blocks:
+        if not block:
+            continue
+        raws, values = _columns(block)
+        # a group starts wherever a key differs from the one before it (the carry's first)
+        starts = list(
+            itertools.compress(itertools.count(), map(operator.ne, raws, [carry_raw, *raws]))
+        )
+        first = starts[0] if starts else len(raws)
+        done_raws: list[bytes] = []
+        done_values: list[Any] = []
+        if carry_raw is not _NO_KEY:
+            if first:  # the carried key's values go on into this block
+                carry_value = _fold([carry_value, *values[:first]], merge, name, carry_raw)
+            if starts:
+                done_raws.append(carry_raw)
+                done_values.append(carry_value)
+        if not starts:
+            continue
+        ends = [*starts[1:], len(raws)]
+        groups = list(map(values.__getitem__, map(slice, starts, ends)))
+        try:
+            folded = list(map(functools.reduce, itertools.repeat(merge), groups))
+        except Exception:
+            # Name the key: fold the groups one by one until the failing one raises.
+            for start, group in zip(starts, groups, strict=True):
+                _fold(group, merge, name, raws[start])
+            raise
+        done_raws += map(raws.__getitem__, starts)
+        done_values += folded
+        # The block's last key may have more values in the next block.
+        carry_raw, carry_value = done_raws.pop(), done_values.pop()
+        if done_raws:
+            yield _decode_all(done_raws), done_values
+    if carry_raw is not _NO_KEY:
+        yield [decode_json(carry_raw)], [carry_value]
+
+
+def _columns(block: list[bytes]) -> tuple[list[bytes], list[Any]]:
+    """(encoded keys, decoded values) of a block of lines. JSON escapes every control
+    character, so each line has exactly one TAB: one join and one split cut them all."""
+    fields = b"\t".join(block).split(b"\t")
+    if len(fields) != 2 * len(block):
+        bad = next(line for line in block if line.count(b"\t") != 1)
+        raise RecordError(
+            f"shuffle record {bad[:200]!r} is not one JSON key, a TAB and one JSON value: "
+            "the map output is damaged or was not written by this job's mappers"
+        )
+    return fields[0::2], _decode_all(fields[1::2])
+
+
+def _decode_all(items: list[bytes]) -> list[Any]:
+    """JSON items decoded by one json.loads, as decode_json decodes each (undecodable
+    input bytes, carried as surrogate escapes, survive)."""
+    text = (b"[%s]" % b",".join(items)).decode("utf-8", "surrogateescape")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _fold(values: list[Any], merge: Merge, name: str, raw_key: bytes) -> Any:
+    try:
+        return functools.reduce(merge, values)
+    except Exception as exc:
+        raise RecordError(f"{name} raised {exc!r} on key {decode_json(raw_key)!r}") from exc
