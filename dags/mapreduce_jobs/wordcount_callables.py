@@ -25,8 +25,9 @@ def reducer(word: str, counts: Iterable[int | str]) -> Iterator[tuple[str, int]]
 
 
 @batch_mapper
-def mapper_batch(lines: list[str]) -> Iterable[tuple[str, int]]:
+def mapper_batch(lines: list[str]) -> Counter[str]:
     """The opt-in batch form: one call per block of lines, counted in a Counter first
     (in-mapper combining: the shuffle sees each word once per block). The whole block is
-    split and counted by C loops, with no Python step per line."""
-    return Counter(chain.from_iterable(map(str.split, lines))).items()
+    split and counted by C loops, with no Python step per line. A batch mapper may return
+    pairs or, as here, a mapping of key -> value."""
+    return Counter(chain.from_iterable(map(str.split, lines)))

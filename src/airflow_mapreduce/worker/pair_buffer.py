@@ -13,9 +13,11 @@ first key of another type switches the buffer to encoded-bytes keys.
 from __future__ import annotations
 
 import itertools
+import operator
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import compress
 from typing import Any
 
 from airflow_mapreduce.errors import RecordError
@@ -69,6 +71,36 @@ class PairBuffer(MapOutputBuffer):
             self.used += charge
             if self.used > self.budget:
                 self.spill()
+
+    def add_mapping(self, mapping: Mapping[Any, Any]) -> None:
+        """A batch mapper's dict or Counter (each key once). With a reduce_by combiner and
+        str keys it is folded in by C loops over its keys: no Python step per pair."""
+        if not mapping:
+            return
+        if self.merge is None or self._encoded_keys or set(map(type, mapping)) != {str}:
+            self.add_pairs(mapping.items())
+            return
+        groups, merge = self._groups, self.merge
+        keys, values = list(mapping), list(mapping.values())
+        held = list(map(groups.get, keys, itertools.repeat(_MISSING)))
+        fresh = list(map(operator.is_, held, itertools.repeat(_MISSING)))
+        seen = list(map(operator.not_, fresh))
+        try:
+            folded = list(map(merge, compress(held, seen), compress(values, seen)))
+        except Exception:
+            for key, old, value in zip(compress(keys, seen), compress(held, seen),
+                                       compress(values, seen), strict=True):  # fmt: skip
+                self._folded(merge, old, key, value)  # raises, naming the key
+            raise
+        groups.update(zip(compress(keys, seen), folded, strict=True))
+        new_keys = list(compress(keys, fresh))
+        groups.update(zip(new_keys, compress(values, fresh), strict=True))
+        self.records += len(keys)
+        self.used += sum(map(sys.getsizeof, new_keys)) + KEY_OVERHEAD * len(new_keys)
+        if set(map(type, values)) != {int}:  # as in _merge_str_keyed: ints cost nothing
+            self.used += sum(_size(v) for v in values if type(v) is not int)
+        if self.used > self.budget:
+            self.spill()
 
     def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
         """Up to CHECK_EVERY pairs: (how many, bytes left to charge, the pairs left or

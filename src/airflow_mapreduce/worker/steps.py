@@ -31,6 +31,10 @@ from airflow_mapreduce.worker.records import as_streaming_input, split_lines
 from airflow_mapreduce.worker.streaming import run_command, run_command_batches
 
 BATCH_RECORDS = 1 << 16
+# Lines a per-record mapper takes between two batches of pairs: the pairs of a chunk are
+# held at once, outside the sort buffer's budget, so a chunk is kept small.
+RECORD_CHUNK = 1024
+_NONE = itertools.repeat(None)
 
 
 class Step:
@@ -92,11 +96,17 @@ class Step:
                 else:
                     raise TypeError("a streaming mapper's output goes to a LineBuffer")
             return
-        pairs = self._map_pairs(blocks, split, dead, jsonlines)
+        mapped = self._map_batches(blocks, split, dead, jsonlines)
+        if isinstance(sink, PairBuffer):  # all-Python job: pairs stay objects until spilled
+            for batch in mapped:
+                if isinstance(batch, Mapping):
+                    sink.add_mapping(batch)
+                else:
+                    sink.add_pairs(batch)
+            return
+        pairs = itertools.chain.from_iterable(map(_pairs_of, mapped))
         if isinstance(sink, PartWriter):
             sink.write_pairs(pairs)
-        elif isinstance(sink, PairBuffer):  # all-Python job: pairs stay objects until spilled
-            sink.add_pairs(pairs)
         else:  # a command takes part downstream: records become text lines now
             encode, join, lines = self.codec.encode, self.fmt.join, []
             for key, value in pairs:
@@ -106,54 +116,60 @@ class Step:
                     lines = []
             sink.add_lines(lines)
 
-    def _map_pairs(
+    def _map_batches(
         self,
         blocks: Iterable[tuple[int, bytes]],
         split: InputSplit,
         dead: DeadLetters,
         jsonlines: bool,
-    ) -> Iterator[tuple[Any, Any]]:
+    ) -> Iterator[list[tuple[Any, Any]] | Mapping[Any, Any]]:
+        """The mapper's pairs, a batch at a time: lists of pairs, or the mapping a batch
+        mapper returned (a dict or Counter: each key once). Batches keep the Python work
+        per pair out of here: a per-record mapper's generators are drained by C loops."""
         function = self.function
         assert function is not None
-        batch = context.is_batch_mapper(function)
+        batch_mapper = context.is_batch_mapper(function)
+        # How one record is passed when records are called one by one.
+        one: Callable[[Any], Any] = (lambda v: [v]) if batch_mapper else (lambda v: (None, v))
         for start, block in blocks:
-            if jsonlines:
-                items = list(_json_items(block, start, split, dead))
-                values = [value for _, _, value in items]
-            else:
-                values = _text_lines(block)
-            for first in range(0, len(values), BATCH_RECORDS) if batch else ():
-                chunk = values[first : first + BATCH_RECORDS]
+            items = list(_json_items(block, start, split, dead)) if jsonlines else None
+            values = [value for _, _, value in items] if items is not None else _text_lines(block)
+            size = BATCH_RECORDS if batch_mapper else RECORD_CHUNK
+            for first in range(0, len(values), size):
+                chunk = values[first : first + size]
+                if not batch_mapper and dead.settings.enabled:  # each record alone: skippable
+                    yield self._each_record(function, one, chunk, first, block, start, split,
+                                            dead, items)  # fmt: skip
+                    continue
+                pairs: list[tuple[Any, Any]] | Mapping[Any, Any]
                 try:
-                    yield from list(function(chunk))
+                    if batch_mapper:
+                        result = function(chunk)
+                        pairs = result if isinstance(result, Mapping) else list(result)
+                    else:
+                        pairs = list(itertools.chain.from_iterable(map(function, _NONE, chunk)))
                 except Exception:
                     # Find the culprit(s): each record alone, skipping or failing as configured.
-                    for i, value in enumerate(chunk, first):
-                        yield from self._call_one(
-                            function, [value], block, start, i, split, dead,
-                            items if jsonlines else None,
-                        )  # fmt: skip
-            if batch:
-                continue
-            if not dead.settings.enabled:
-                for i, value in enumerate(values):
-                    try:
-                        yield from function(None, value)
-                    except Exception as exc:
-                        offset, line = _locate(block, start, i, items if jsonlines else None)
-                        dead.add(split, offset, line, f"{self.spec.python} raised {exc!r}")
-                continue
-            for i, value in enumerate(values):
-                yield from self._call_one(
-                    function,
-                    (None, value),
-                    block,
-                    start,
-                    i,
-                    split,
-                    dead,
-                    items if jsonlines else None,
-                )
+                    pairs = self._each_record(function, one, chunk, first, block, start, split,
+                                              dead, items)  # fmt: skip
+                yield pairs
+
+    def _each_record(
+        self,
+        function: Any,
+        one: Callable[[Any], Any],
+        chunk: list[Any],
+        first: int,
+        block: bytes,
+        start: int,
+        split: InputSplit,
+        dead: DeadLetters,
+        items: list[tuple[int, bytes, Any]] | None,
+    ) -> list[tuple[Any, Any]]:
+        pairs: list[tuple[Any, Any]] = []
+        for index, value in enumerate(chunk, first):
+            pairs += self._call_one(function, one(value), block, start, index, split, dead, items)
+        return pairs
 
     def _call_one(
         self,
@@ -168,7 +184,7 @@ class Step:
     ) -> list[tuple[Any, Any]]:
         try:
             # Whole output or none: a record that raises halfway leaves no partial pairs.
-            return list(function(*args) if isinstance(args, tuple) else function(args))
+            return list(_pairs_of(function(*args) if isinstance(args, tuple) else function(args)))
         except Exception as exc:
             offset, line = _locate(block, start, index, items)
             dead.add(split, offset, line, f"{self.spec.python} raised {exc!r}")
@@ -312,6 +328,11 @@ class _SkipMode:
             error = str(exc).splitlines()[0]
             self.dead.add(self.split, offset, line, f"command failed on this record ({error})")
             return []
+
+
+def _pairs_of(batch: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
+    """A mapper's output as pairs: a batch mapper may return a mapping of key -> value."""
+    return batch.items() if isinstance(batch, Mapping) else batch
 
 
 def _records(
