@@ -1,6 +1,7 @@
 """Small callables the data-plane tests and docs use (counters, hooks, JSON-lines items)."""
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -26,6 +27,14 @@ def risky_batch_mapper(lines: list[str]) -> list[tuple[str, int]]:
     if any("BAD" in line for line in lines):
         raise ValueError("cannot parse")
     return [(word, 1) for line in lines for word in line.split()]
+
+
+@context.batch_mapper
+def risky_counting_mapper(lines: list[str]) -> Counter[str]:
+    """risky_batch_mapper returning a mapping, word -> count (a batch mapper may)."""
+    if any("BAD" in line for line in lines):
+        raise ValueError("cannot parse")
+    return Counter(word for line in lines for word in line.split())
 
 
 def item_mapper(_key: None, item: dict[str, Any]) -> Iterator[tuple[str, int]]:

@@ -148,10 +148,19 @@ RISKY = """
 """
 
 
-@pytest.mark.parametrize("mapper", ["risky_mapper", "risky_batch_mapper"])
-def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path, mapper) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("mapper", "reducer"),
+    [("risky_mapper", "total"), ("risky_batch_mapper", "total"), ("risky_mapper", "reduce_by"),
+     ("risky_counting_mapper", "total"), ("risky_counting_mapper", "reduce_by")],
+)  # fmt: skip
+def test_bad_records_go_to_a_dead_letter_object_within_budget(
+    run_job, tmp_path, mapper, reducer
+) -> None:  # type: ignore[no-untyped-def]
     _lines, good, offsets = bad_record_input(tmp_path / "in")
     steps = RISKY.replace("risky_mapper", mapper) + "    bad_records: {max_count: 3}\n"
+    if reducer == "reduce_by":
+        steps = steps.replace("{callable: mapreduce_jobs.dataplane_probe:total}",
+                              "{reduce_by: 'operator:add'}")  # fmt: skip
     spec = parse_job_text(job(steps, reducers=2))
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert output_counts(tmp_path / "out") == good
@@ -172,6 +181,16 @@ def test_bad_records_go_to_a_dead_letter_object_within_budget(run_job, tmp_path,
     published = tmp_path / "out" / "_bad_records" / "map-00000.jsonl"
     assert manifest.bad_records == [f"file://{published}"]
     assert published.read_bytes() == Path(map_manifest.bad_records_uri[7:]).read_bytes()
+
+
+def test_a_batch_mappers_mapping_goes_to_a_map_only_output(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "in").mkdir()
+    lines = [f"w{i % 7} w{i % 3} w{i % 3}" for i in range(3000)]
+    (tmp_path / "in" / "in.txt").write_text("\n".join(lines) + "\n")
+    steps = "mapper: {callable: mapreduce_jobs.dataplane_probe:risky_counting_mapper}\n"
+    run_job(parse_job_text(job(steps, reducers=0)), f"file://{tmp_path}/in",
+            f"file://{tmp_path}/out")  # fmt: skip
+    assert output_counts(tmp_path / "out") == collections.Counter(" ".join(lines).split())
 
 
 def test_over_budget_fails_naming_the_first_bad_record(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ import io
 import json
 import operator
 import random
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from airflow_mapreduce.worker.callables import ReduceBy
 from airflow_mapreduce.worker.fold import fold_sorted_blocks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.outputs import PartWriter
-from airflow_mapreduce.worker.pair_buffer import PairBuffer
+from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, PairBuffer
 
 HEAD = "dag_id: rb\ninput: {uri: unused, split_size: 64KiB}\noutput: unused\nreducers: 3\n"
 KEYS: list[Any] = ["a", "b\tc", 'q"uote', "back\\slash", "ünï", "\udcff-raw", 1, 1.0, True]
@@ -135,6 +136,43 @@ def test_sort_buffer_names_the_key_it_cannot_fold() -> None:
     buffer = PairBuffer(RecordFormat(), SMALL, None, "combiner m:f", merge=operator.add)
     with pytest.raises(RecordError, match=r"combiner m:f raised TypeError.* on key 'b'"):
         buffer.add_pairs([("a", 1), ("b", 1), ("a", 2), ("b", "x")])
+    buffer.close()
+
+
+def test_sort_buffer_folds_a_batch_mappers_mapping_in_whole() -> None:
+    """A dict/Counter from a batch mapper: the same lines as its pairs one by one, each
+    new key charged its size; keys of other types take the pair-by-pair path."""
+    rng = random.Random(4)
+    mappings: list[dict[Any, int]] = [
+        collections.Counter(rng.choice(["a", "ünï", "b\tc"] + [f"k{i}" for i in range(2_000)])
+                            for _ in range(3_000))
+        for _ in range(20)
+    ]  # fmt: skip
+    mappings.insert(10, {"a": 5, 7: 1, None: 2})  # from here on, keys by their encoding
+    results = []
+    for whole in (True, False):
+        buffer = PairBuffer(RecordFormat(num_partitions=2, lines_sort_as_keys=True), SMALL,
+                            merge=operator.add)  # fmt: skip
+        for mapping in mappings:
+            if whole:
+                buffer.add_mapping(mapping)
+            else:
+                buffer.add_pairs(mapping.items())
+        results.append((drained(buffer), buffer.records, buffer.spills))
+    assert results[0] == results[1]
+    assert results[0][2] > 2
+    with PairBuffer(RecordFormat(), 64 * 1024**2, merge=operator.add) as buffer:
+        buffer.add_mapping(mappings[0])
+        assert buffer.used == sum(sys.getsizeof(k) + KEY_OVERHEAD for k in mappings[0])
+        buffer.add_mapping(mappings[0])  # no new keys: nothing more held
+        assert buffer.used == sum(sys.getsizeof(k) + KEY_OVERHEAD for k in mappings[0])
+
+
+def test_sort_buffer_names_the_key_of_a_mapping_it_cannot_fold() -> None:
+    buffer = PairBuffer(RecordFormat(), SMALL, None, "combiner m:f", merge=operator.add)
+    buffer.add_mapping({"a": 1, "b": 1})
+    with pytest.raises(RecordError, match=r"combiner m:f raised TypeError.* on key 'b'"):
+        buffer.add_mapping({"a": 2, "b": "x", "c": 1})
     buffer.close()
 
 

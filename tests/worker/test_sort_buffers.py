@@ -255,3 +255,19 @@ def test_reduce_errors_name_the_key_and_writer_errors_stay_the_writers(
     with pytest.raises(OSError, match="disk full") as info:
         step.reduce_into([lines], _BrokenWriter())  # type: ignore[arg-type]
     assert not isinstance(info.value, RecordError)
+
+
+def test_spill_files_live_in_a_folder_made_at_the_first_spill_and_removed_at_close(
+    tmp_path: Path,
+) -> None:
+    """Most tasks never spill: they leave no folder behind, even when not closed."""
+    lines = [b"w%d\t1" % i for i in range(5_000)]
+    with LineBuffer(RecordFormat(), 64 * 1024**2, spill_dir=str(tmp_path)) as buffer:
+        buffer.add_lines(lines)
+        assert list(buffer.partitions()) and not list(tmp_path.iterdir())
+    with LineBuffer(RecordFormat(), SMALL, spill_dir=str(tmp_path)) as buffer:
+        for first in range(0, len(lines), 500):
+            buffer.add_lines(lines[first : first + 500])
+        assert buffer.spills and [p.name[:10] for p in tmp_path.iterdir()] == ["amr-spill-"]
+        assert b"".join(b"".join(ls) for _, ls in buffer.partitions()) == b"".join(sorted(lines))
+    assert not list(tmp_path.iterdir())

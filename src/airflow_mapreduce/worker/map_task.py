@@ -105,8 +105,7 @@ def _run(
             PartFile(partition=spec.task_index, uri=uri, records=writer.records, bytes=stored)
         )
     else:
-        buffer = _sort_buffer(spec, fmt, codec, counters, env)
-        try:
+        with _sort_buffer(spec, fmt, codec, counters, env) as buffer:  # removes its spills
             for split in spec.splits:
                 blocks = source.blocks(files, split)
                 mapper.map_into(blocks, split, split_env(spec, split), dead, jsonlines, buffer)
@@ -120,8 +119,6 @@ def _run(
             if spec.job.combiner is not None:
                 _count(counters, "combine_input_records", buffer.combine_input)
                 _count(counters, "combine_output_records", buffer.combine_output)
-        finally:
-            buffer.close()
 
     input_records, input_bytes = source.records, source.bytes
     dead.check_ratio(input_records)

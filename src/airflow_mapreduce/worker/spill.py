@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Self
 
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.merge import merge_blocks
@@ -41,7 +41,8 @@ class MapOutputBuffer(ABC):
         self.spills = 0
         self.combine_input = 0
         self.combine_output = 0
-        self._dir = tempfile.mkdtemp(prefix="amr-spill-", dir=spill_dir)
+        self._spill_dir = spill_dir
+        self._dir: str | None = None  # made at the first spill: most tasks never spill
         self._runs: list[list[str]] = [[] for _ in range(fmt.num_partitions)]
 
     @abstractmethod
@@ -49,6 +50,8 @@ class MapOutputBuffer(ABC):
         """Every partition's held records as key-sorted (combined) lines; empties the buffer."""
 
     def spill(self) -> None:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="amr-spill-", dir=self._spill_dir)
         for partition, lines in enumerate(self._drain()):
             if not lines:
                 continue
@@ -76,7 +79,15 @@ class MapOutputBuffer(ABC):
             yield partition, merge_blocks(streams, key)
 
     def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _read_run(path: str, block: int) -> Iterator[list[bytes]]:
