@@ -3,10 +3,10 @@
 A Python reducer costs a call, a generator and a decode per key. A reduce_by function
 needs none of that: each block of merged lines is split into keys and values with one
 join and one split, its values decoded by one json.loads, its groups found by comparing
-neighbouring keys, and each group folded with functools.reduce, all in C loops; the
-Python left per block is a handful of statements. A key whose values run past the end
-of a block is carried, folded so far, into the next one, so a key with more values than
-memory holds is fine.
+neighbouring keys, all in C loops. A key with one value (most keys, after a combiner) is
+done at that; the others are folded with functools.reduce, one Python step each. A key
+whose values run past the end of a block is carried, folded so far, into the next one,
+so a key with more values than memory holds is fine.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from airflow_mapreduce.worker.codec import decode_json
 
 Merge = Callable[[Any, Any], Any]
 _NO_KEY = object()
+_ONES = itertools.repeat(1)
 
 
 def fold_sorted_blocks(
@@ -52,14 +53,22 @@ def fold_sorted_blocks(
         if not starts:
             continue
         ends = [*starts[1:], len(raws)]
-        groups = list(map(values.__getitem__, map(slice, starts, ends)))
-        try:
-            folded = list(map(functools.reduce, itertools.repeat(merge), groups))
-        except Exception:
-            # Name the key: fold the groups one by one until the failing one raises.
-            for start, group in zip(starts, groups, strict=True):
-                _fold(group, merge, name, raws[start])
-            raise
+        folded = list(map(values.__getitem__, starts))  # a key's only value is its fold
+        sizes = map(operator.sub, ends, starts)
+        many = list(itertools.compress(itertools.count(), map(operator.ne, sizes, _ONES)))
+        if many:  # the keys with more values than one (few, after a combiner)
+            firsts = list(map(starts.__getitem__, many))
+            slices = map(slice, firsts, map(ends.__getitem__, many))
+            groups = list(map(values.__getitem__, slices))
+            try:
+                reduced = map(functools.reduce, itertools.repeat(merge), groups)
+                for index, value in zip(many, reduced, strict=True):
+                    folded[index] = value
+            except Exception:
+                # Name the key: fold the groups one by one until the failing one raises.
+                for first, group in zip(firsts, groups, strict=True):
+                    _fold(group, merge, name, raws[first])
+                raise
         done_raws += map(raws.__getitem__, starts)
         done_values += folded
         # The block's last key may have more values in the next block.

@@ -253,13 +253,10 @@ class PairBuffer(MapOutputBuffer):
             out[crc32(raw) % n].extend([prefix + encode(v) for v in pop(order[raw])])
 
     def _emit_merged(self, raws: list[bytes], values: list[Any], out: list[list[bytes]]) -> None:
-        """One line per key, each key's value folded already: sorted, formatted and
-        partitioned by C loops (maps over whole lists), with one Python step per line
-        left only to drop it in its partition."""
-        order = sorted(range(len(raws)), key=raws.__getitem__)
-        raws = list(map(raws.__getitem__, order))
-        values = list(map(values.__getitem__, order))
-        del order
+        """One line per key, each key's value folded already: formatted and sorted by C
+        loops, with one Python step per line left only to drop it in its partition.
+        Lines sort as their keys do (TAB sorts below every byte of a JSON text) and each
+        key has one line, so each partition sorts its lines as they are."""
         if set(map(type, values)) == {int}:  # counts and sums: the common values
             lines = list(map(b"%s\t%d".__mod__, zip(raws, values, strict=True)))
         else:
@@ -271,6 +268,8 @@ class PairBuffer(MapOutputBuffer):
             appends = [partition.append for partition in out]
             for line, hashed in zip(lines, map(zlib.crc32, raws), strict=True):
                 appends[hashed % n](line)
+        for partition in out:
+            partition.sort()
         # Hadoop's counters: every record went through the combiner, one came out per key.
         self.combine_input += self.records - self._drained_records
         self.combine_output += len(lines)
