@@ -26,7 +26,7 @@ def mapped_task_count(dag_id: str, run_id: str, task_id: str) -> int:
         )
 
 
-@pytest.mark.parametrize("dag_id", ["wordcount", "wordcount_python"])
+@pytest.mark.parametrize("dag_id", ["wordcount", "wordcount_python", "wordcount_reduce_by"])
 def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, capfd, dag_id) -> None:  # type: ignore[no-untyped-def]
     dag = DagBag(str(REPO / "dags")).get_dag(dag_id)
     output = tmp_path / "out"
@@ -44,7 +44,7 @@ def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, capfd
     assert sorted(peaks) == ["map", "reduce"]
     for phase in peaks.values():
         assert phase["worker_bytes"] > 0
-        # streaming commands (wordcount) or Python callables only (wordcount_python)
+        # streaming commands (wordcount) or Python steps only (the others)
         assert (phase["commands_bytes"] > 0) == (dag_id == "wordcount")
     logged = capfd.readouterr()
     assert "peak memory of map tasks: up to" in logged.out + logged.err
