@@ -281,3 +281,10 @@ def test_columns_are_written_as_the_same_pairs_would_be(
         written.append((out.getvalue(), writer.records, writer.bytes))
     assert written[0] == written[1]
     assert written[0][1] == len(keys) + 1 and written[0][2] == len(written[0][0])
+
+
+def test_sort_buffer_names_the_key_whose_folded_value_is_no_json() -> None:
+    buffer = PairBuffer(RecordFormat(), SMALL, None, "combiner m:f", merge=operator.or_)
+    buffer.add_pairs([("a", 1), ("b", {1}), ("b", {2})])
+    with pytest.raises(RecordError, match=r"combiner m:f folded key 'b' into \{1, 2\}, which"):
+        drained(buffer)

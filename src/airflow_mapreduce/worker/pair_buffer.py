@@ -260,7 +260,9 @@ class PairBuffer(MapOutputBuffer):
         if set(map(type, values)) == {int}:  # counts and sums: the common values
             lines = list(map(b"%s\t%d".__mod__, zip(raws, values, strict=True)))
         else:
-            lines = list(map(b"%s\t%s".__mod__, zip(raws, map(encode_json, values), strict=True)))
+            lines = list(
+                map(b"%s\t%s".__mod__, zip(raws, self._encoded(raws, values), strict=True))
+            )
         n = self.fmt.num_partitions
         if n == 1:
             out[0] = lines
@@ -274,6 +276,20 @@ class PairBuffer(MapOutputBuffer):
         self.combine_input += self.records - self._drained_records
         self.combine_output += len(lines)
         self._drained_records = self.records
+
+    def _encoded(self, raws: list[bytes], values: list[Any]) -> list[bytes]:
+        try:
+            return list(map(encode_json, values))
+        except (TypeError, ValueError):
+            for raw, value in zip(raws, values, strict=True):
+                try:
+                    encode_json(value)
+                except (TypeError, ValueError) as exc:
+                    raise RecordError(
+                        f"{self.combiner_name} folded key {decode_json(raw)!r} into "
+                        f"{value!r}, which the shuffle cannot carry as JSON ({exc})"
+                    ) from exc
+            raise
 
     def _emit_combined(
         self,
