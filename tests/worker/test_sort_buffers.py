@@ -271,3 +271,33 @@ def test_spill_files_live_in_a_folder_made_at_the_first_spill_and_removed_at_clo
         assert buffer.spills and [p.name[:10] for p in tmp_path.iterdir()] == ["amr-spill-"]
         assert b"".join(b"".join(ls) for _, ls in buffer.partitions()) == b"".join(sorted(lines))
     assert not list(tmp_path.iterdir())
+
+
+def test_line_buffer_groups_and_charges_lines_as_documented() -> None:
+    """Every value in arrival order, charged what the accounting says (a new key: its
+    bytes + KEY_OVERHEAD; a value: SLOT, and its bytes + BYTES_HEADER if over one byte),
+    lines with no TAB or two among them."""
+    from airflow_mapreduce.worker.line_buffer import BYTES_HEADER, KEY_OVERHEAD, SLOT
+
+    rng = random.Random(8)
+    words = [b"w%d" % i for i in range(400)]
+    batches = [
+        [b"%s\t%d" % (rng.choice(words), rng.choice([1, 1, 7, 12345])) for _ in range(2_000)],
+        [b"new\t1", b"new\t2", b"w1\t3", b"new\t"],  # a key new twice in one batch
+        [b"w2", b"w3\ta\tb", b"\t5"],  # no TAB, two TABs, an empty key: line by line
+    ]
+    buffer = LineBuffer(RecordFormat(), 64 * 1024**2)
+    expected: dict[bytes, list[bytes | None]] = {}
+    charged = 0
+    for batch in batches:
+        buffer.add_lines(batch)
+        for line in batch:
+            key, found, value = line.partition(b"\t")
+            if key not in expected:
+                expected[key] = []
+                charged += len(key) + KEY_OVERHEAD
+            expected[key].append(value if found else None)
+            charged += SLOT + (len(value) + BYTES_HEADER if len(value) > 1 else 0)
+        assert buffer._groups == expected
+        assert buffer.used == charged
+    buffer.close()
