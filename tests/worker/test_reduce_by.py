@@ -19,7 +19,7 @@ from tests.worker.test_sort_buffers import SMALL, check_partitions, drained
 from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.callables import ReduceBy
-from airflow_mapreduce.worker.fold import fold_sorted_blocks
+from airflow_mapreduce.worker.fold import fold_sorted_blocks, json_groups
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, PairBuffer
@@ -288,3 +288,21 @@ def test_sort_buffer_names_the_key_whose_folded_value_is_no_json() -> None:
     buffer.add_pairs([("a", 1), ("b", {1}), ("b", {2})])
     with pytest.raises(RecordError, match=r"combiner m:f folded key 'b' into \{1, 2\}, which"):
         drained(buffer)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_python_reducers_get_each_keys_values_in_order_however_blocks_are_cut(seed: int) -> None:
+    """The generic reduce side (json_groups, decoding a block at a time): each key once,
+    in the shuffle's order, with all its values decoded and in order, even when they run
+    over many blocks."""
+    rng = random.Random(seed)
+    pairs = [(rng.choice(KEYS[:6] if rng.random() < 0.3 else KEYS), rng.choice([1, "v", [2], 2.5]))
+             for _ in range(10_000)]  # fmt: skip
+    groups = [(key, list(values))
+              for key, values in json_groups(random_blocks(rng, sorted_lines(pairs)))]  # fmt: skip
+    raws = [encode(key) for key, _ in groups]
+    assert raws == sorted(set(raws))
+    expected: dict[bytes, list[Any]] = {}
+    for key, value in pairs:
+        expected.setdefault(encode(key), []).append(json.loads(encode(value)))
+    assert {encode(key): values for key, values in groups} == expected

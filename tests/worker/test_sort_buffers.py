@@ -251,7 +251,7 @@ def test_reduce_errors_name_the_key_and_writer_errors_stay_the_writers(
     lines = [b'"a"\t1', b'"a"\t2', b'"b"\t3']
     named = r"reducer .*fail_on_b raised ValueError\('no'\) on key 'b'"
     with pytest.raises(RecordError, match=named):
-        list(step._reduce_pairs(lines))
+        list(step._reduce_pairs([lines]))
     with pytest.raises(OSError, match="disk full") as info:
         step.reduce_into([lines], _BrokenWriter())  # type: ignore[arg-type]
     assert not isinstance(info.value, RecordError)

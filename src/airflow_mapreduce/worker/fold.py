@@ -79,12 +79,33 @@ def fold_sorted_blocks(
         yield [decode_json(carry_raw)], [carry_value]
 
 
+def json_groups(blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Iterator[Any]]]:
+    """(key, iterator of its values) for key-sorted JSON-codec lines given in blocks, for
+    a Python reducer: keys and values decoded a block at a time, groups cut by
+    itertools.groupby on the encoded key, values streaming across blocks."""
+    records = itertools.chain.from_iterable(map(_decoded, blocks))
+    for _, group in itertools.groupby(records, _RAW_KEY):
+        _, key, value = next(group)
+        yield key, itertools.chain((value,), map(_VALUE, group))  # noqa: B031 (once: the rest)
+
+
+_RAW_KEY, _VALUE = operator.itemgetter(0), operator.itemgetter(2)
+
+
+def _decoded(block: list[bytes]) -> Iterator[tuple[bytes, Any, Any]]:
+    """(encoded key, key, value) of each line of a block."""
+    raws, values = _columns(block)
+    return zip(raws, _decode_all(raws), values, strict=True)
+
+
 def _columns(block: list[bytes]) -> tuple[list[bytes], list[Any]]:
     """(encoded keys, decoded values) of a block of lines. JSON escapes every control
     character, so each line has exactly one TAB: one join and one split cut them all."""
+    if not block:
+        return [], []
     fields = b"\t".join(block).split(b"\t")
     if len(fields) != 2 * len(block):
-        bad = next(line for line in block if line.count(b"\t") != 1)
+        bad = next((line for line in block if line.count(b"\t") != 1), block[0])
         raise RecordError(
             f"shuffle record {bad[:200]!r} is not one JSON key, a TAB and one JSON value: "
             "the map output is damaged or was not written by this job's mappers"

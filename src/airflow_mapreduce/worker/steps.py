@@ -21,8 +21,8 @@ from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import ReduceBy, load_callable
-from airflow_mapreduce.worker.codec import Codec, decode_json, decode_text, encode_json
-from airflow_mapreduce.worker.fold import fold_sorted_blocks
+from airflow_mapreduce.worker.codec import Codec, decode_text, encode_json
+from airflow_mapreduce.worker.fold import fold_sorted_blocks, json_groups
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
@@ -220,7 +220,7 @@ class Step:
             )
         encode = encode_json if self.codec.kind == "json" else self.codec.encode
         sep = self.fmt.separator
-        return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs(lines)]
+        return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs([lines])]
 
     def reduce_into(self, blocks: Iterable[list[bytes]], writer: PartWriter) -> None:
         """Reduce key-sorted record lines, given as blocks of lines, into the writer."""
@@ -233,14 +233,15 @@ class Step:
             for keys, values in fold_sorted_blocks(blocks, self.merge, name):
                 writer.write_columns(keys, values)
         else:
-            writer.write_pairs(self._reduce_pairs(itertools.chain.from_iterable(blocks)))
+            writer.write_pairs(self._reduce_pairs(blocks))
 
-    def _reduce_pairs(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Any]]:
-        """The reducer's (or Python combiner's) pairs. Only its own errors are named
-        against a key: the writer's are not raised in here."""
+    def _reduce_pairs(self, blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Any]]:
+        """The reducer's (or Python combiner's) pairs for key-sorted record lines, given
+        as blocks of lines. Only its own errors are named against a key: the writer's
+        are not raised in here."""
         function = self.function
         assert function is not None
-        groups = _Current(self._groups(lines))
+        groups = _Current(self._groups(blocks))
         try:  # one chain of C iterators; the Python work left is the reducer's own
             yield from itertools.chain.from_iterable(itertools.starmap(function, groups))
         except Exception as exc:
@@ -248,21 +249,19 @@ class Step:
                 f"{self.role} {self.spec.python} raised {exc!r} on key {groups.key!r}"
             ) from exc
 
-    def _groups(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Iterator[Any]]]:
+    def _groups(self, blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Iterator[Any]]]:
         """(decoded key, iterator of its decoded values) for key-sorted record lines.
 
         Values stream: a key with more values than memory holds is fine. The per-record
-        work is chained C iterators (partition, groupby, itemgetter, map) so the only
-        Python call per record is the value decoder, and not even that for raw text.
+        work is chained C iterators (partition, groupby, itemgetter, map); JSON keys and
+        values are decoded a block at a time (worker/fold.py), raw text not at all.
         """
         if self.codec.kind == "json":
-            decode: Callable[[bytes], Any] = decode_json
-            decode_all: Callable[[Iterator[bytes]], Iterator[Any]] = functools.partial(
-                map, decode_json
-            )
-        else:
-            decode = self.codec.decode
-            decode_all = functools.partial(map, decode_text)
+            return json_groups(blocks)
+        return self._text_groups(itertools.chain.from_iterable(blocks))
+
+    def _text_groups(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Iterator[Any]]]:
+        decode, decode_all = self.codec.decode, functools.partial(map, decode_text)
         if self.fmt.key_fields == 1:
             fields: Iterator[Any] = map(
                 operator.methodcaller("partition", self.fmt.separator), lines
