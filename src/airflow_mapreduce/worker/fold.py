@@ -1,4 +1,7 @@
-"""reduce_by on the reduce side: key-sorted JSON-codec records folded a block at a time.
+"""The reduce side of JSON-codec records (all-Python jobs), a block at a time.
+
+Python reducers get their groups from json_groups: keys and values decoded by one
+json.loads per block, not one decode call per record.
 
 A Python reducer costs a call, a generator and a decode per key. A reduce_by function
 needs none of that: each block of merged lines is split into keys and values with one
