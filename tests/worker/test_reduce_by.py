@@ -8,6 +8,7 @@ import io
 import json
 import operator
 import random
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -306,3 +307,14 @@ def test_python_reducers_get_each_keys_values_in_order_however_blocks_are_cut(se
     for key, value in pairs:
         expected.setdefault(encode(key), []).append(json.loads(encode(value)))
     assert {encode(key): values for key, values in groups} == expected
+
+
+@pytest.mark.parametrize("output", ["text", "jsonlines"])
+def test_an_output_pair_that_cannot_be_written_is_named(output: str) -> None:
+    for pair, what in ((("b", {1}), "value"), ((frozenset({2}), 1), "key")):
+        writer = PartWriter(io.BytesIO(), output, b"\t")
+        named = rf"output pair \({re.escape(repr(pair[0]))}, .*its {what} is not"
+        with pytest.raises(RecordError, match=named):
+            writer.write_pairs([("a", 1), pair])
+    with pytest.raises(TypeError, match="unpack"):  # not a pair: not the pair's fault
+        PartWriter(io.BytesIO(), output, b"\t").write_pairs([("a", 1), 5])  # type: ignore[list-item]

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.spec.dataplane import FormatSettings
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.codec import _text, decode_text
@@ -45,9 +46,14 @@ class PartWriter:
 
     def write_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """Python callables' pairs: str as is, anything else as JSON (str/int inline)."""
+        key = value = None
         if self._json:
-            for key, value in pairs:
-                self._add(_json_line(key, value))
+            try:
+                for key, value in pairs:
+                    self._add(_json_line(key, value))
+            except (TypeError, ValueError) as exc:
+                _name_unwritable(key, value, exc)
+                raise
             return
         text, batch, size, records = _text, self._batch, self._size, 0
         try:
@@ -65,6 +71,9 @@ class PartWriter:
                     self._size = size
                     self.flush()
                     size = 0
+        except (TypeError, ValueError) as exc:
+            _name_unwritable(key, value, exc)
+            raise
         finally:
             self._size = size
             self.records += records
@@ -100,6 +109,19 @@ class PartWriter:
             self.bytes += self._size
             self._batch.clear()
             self._size = 0
+
+
+def _name_unwritable(key: Any, value: Any, exc: Exception) -> None:
+    """Raise a RecordError naming the pair being written if it is what cannot be written
+    (an error from elsewhere, e.g. a pair that is not one, is left as it is)."""
+    for what, item in (("key", key), ("value", value)):
+        try:
+            _json_line(item, None)
+        except (TypeError, ValueError):
+            raise RecordError(
+                f"cannot write the output pair ({key!r}, {value!r}): its {what} is not text or "
+                f"JSON ({exc}); yield str, numbers, bool, None, or lists and dicts of them"
+            ) from exc
 
 
 def _json_line(key: Any, value: Any) -> bytes:
