@@ -96,11 +96,14 @@ def test_run_stops_at_a_failing_task_and_quotes_it(tmp_path: Path) -> None:
         "mapper: {command: [python3, -c, \"import sys; sys.exit('no such table: words')\"]}\n"
         "reducer: {command: [cat]}\n"
     )
-    result = runner.invoke(app, ["run", str(job)])
+    result = runner.invoke(app, ["run", str(job), "--work", str(tmp_path / "scratch")])
     assert result.exit_code == 1
     assert "FAILED: worker exited with code 1" in result.stderr
     assert "no such table: words" in result.stderr
     assert not (tmp_path / "out" / "_SUCCESS").exists()
+    # The failed run's work area stays for a look, where --work put it.
+    assert [p.name for p in (tmp_path / "scratch").rglob("plan.json")] == ["plan.json"]
+    assert not (tmp_path / "out" / "_temporary").exists()
 
 
 def test_run_asks_for_a_uri_where_the_job_has_a_template(tmp_path: Path) -> None:

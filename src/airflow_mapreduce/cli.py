@@ -99,6 +99,12 @@ def run(
     output_uri: Annotated[
         str | None, typer.Option("--output", help="Output URI or path (default: the job's).")
     ] = None,
+    work_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--work", help="Intermediate data root (default: the job's, else <output>/_temporary)."
+        ),
+    ] = None,
     reducers: Annotated[int | None, typer.Option(help="Default: the job's.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = (
         os.cpu_count() or 2
@@ -107,7 +113,8 @@ def run(
 ) -> None:
     """Run a job here without Airflow: plan, map, shuffle, reduce and commit, each task a
     worker subprocess (whatever the job's backend). s3:// uses the environment's credentials;
-    a templated `work` URI gives way to the default work area under the output."""
+    a templated `work` URI gives way to the default work area under the output unless
+    --work is given. A failed run keeps its work area for a look."""
     from airflow_mapreduce.local_run import run_locally
     from airflow_mapreduce.plan.commit import commit_summary
     from airflow_mapreduce.plan.planner import RunTarget
@@ -119,12 +126,17 @@ def run(
     except JobSpecError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    uris = {}
+    uris: dict[str, str | None] = {}
+    job_work = job.work if job.work and "{{" not in job.work else None
     for option, given, default in (
         ("--input", input_uri, job.input.uri),
         ("--output", output_uri, job.output),
+        ("--work", work_uri, job_work),
     ):
         uri = resolve_uri(given, Path.cwd()) if given else default
+        if uri is None:  # no work URI: the default work area
+            uris[option] = None
+            continue
         if "{{" in uri:
             raise typer.BadParameter(
                 f"the job's URI {uri!r} is an Airflow template; give a URI here", param_hint=option
@@ -138,9 +150,9 @@ def run(
     target = RunTarget(
         dag_id=job.dag_id,
         run_id=run_id,
-        input_uri=uris["--input"],
-        output_uri=uris["--output"],
-        work_uri=job.work if job.work and "{{" not in job.work else None,
+        input_uri=str(uris["--input"]),
+        output_uri=str(uris["--output"]),
+        work_uri=uris["--work"],
         num_reducers=job.reducers if reducers is None else reducers,
         max_map_tasks=job.max_map_tasks,
     )
