@@ -118,41 +118,21 @@ def run(
     from airflow_mapreduce.local_run import run_locally
     from airflow_mapreduce.plan.commit import commit_summary
     from airflow_mapreduce.plan.planner import RunTarget
-    from airflow_mapreduce.spec.validators import check_uri
-    from airflow_mapreduce.storage import resolve_uri
 
     try:
         job = load_job_file(file)
     except JobSpecError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    uris: dict[str, str | None] = {}
     job_work = job.work if job.work and "{{" not in job.work else None
-    for option, given, default in (
-        ("--input", input_uri, job.input.uri),
-        ("--output", output_uri, job.output),
-        ("--work", work_uri, job_work),
-    ):
-        uri = resolve_uri(given, Path.cwd()) if given else default
-        if uri is None:  # no work URI: the default work area
-            uris[option] = None
-            continue
-        if "{{" in uri:
-            raise typer.BadParameter(
-                f"the job's URI {uri!r} is an Airflow template; give a URI here", param_hint=option
-            )
-        try:
-            check_uri(uri, option)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint=option) from None
-        uris[option] = uri
+    work = work_uri or job_work
     run_id = run_id or f"local__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     target = RunTarget(
         dag_id=job.dag_id,
         run_id=run_id,
-        input_uri=str(uris["--input"]),
-        output_uri=str(uris["--output"]),
-        work_uri=uris["--work"],
+        input_uri=_run_uri("--input", input_uri, job.input.uri),
+        output_uri=_run_uri("--output", output_uri, job.output),
+        work_uri=_run_uri("--work", work_uri, work) if work else None,
         num_reducers=job.reducers if reducers is None else reducers,
         max_map_tasks=job.max_map_tasks,
     )
@@ -163,6 +143,23 @@ def run(
         raise typer.Exit(1) from None
     for line in commit_summary(manifest):
         typer.echo(line)
+
+
+def _run_uri(option: str, given: str | None, default: str) -> str:
+    """The URI `run` uses for `option`: the one given (a path is relative to the current
+    folder) or the job's, which must not be an Airflow template here."""
+    from airflow_mapreduce.spec.validators import check_uri
+    from airflow_mapreduce.storage import resolve_uri
+
+    uri = resolve_uri(given, Path.cwd()) if given else default
+    if "{{" in uri:
+        raise typer.BadParameter(
+            f"the job's URI {uri!r} is an Airflow template; give a URI here", param_hint=option
+        )
+    try:
+        return check_uri(uri, option)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def main() -> None:

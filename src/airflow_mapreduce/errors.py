@@ -6,6 +6,8 @@ split, record offset, task) and how to fix it.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MapReduceError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -59,3 +61,8 @@ class CommandFailedError(TaskFailedError):
 
 class RecordError(TaskFailedError):
     """A record could not be processed; names the split and record offset."""
+
+
+def raised_on_key(who: str, exc: BaseException, key: Any) -> RecordError:
+    """The error of a user step `who` (e.g. "reducer m:f") that raised on one key."""
+    return RecordError(f"{who} raised {exc!r} on key {key!r}")

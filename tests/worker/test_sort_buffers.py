@@ -283,8 +283,8 @@ def test_line_buffer_groups_and_charges_lines_as_documented() -> None:
     words = [b"w%d" % i for i in range(400)]
     batches = [
         [b"%s\t%d" % (rng.choice(words), rng.choice([1, 1, 7, 12345])) for _ in range(2_000)],
-        [b"new\t1", b"new\t2", b"w1\t3", b"new\t"],  # a key new twice in one batch
-        [b"w2", b"w3\ta\tb", b"\t5"],  # no TAB, two TABs, an empty key: line by line
+        [b"new\t1", b"new\t2", b"w1\t3", b"new\t"],  # a new key twice, an empty value
+        [b"w2", b"w3\ta\tb", b"\t5"],  # no TAB, two TABs, an empty key
     ]
     buffer = LineBuffer(RecordFormat(), 64 * 1024**2)
     expected: dict[bytes, list[bytes | None]] = {}

@@ -21,7 +21,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.errors import RecordError, raised_on_key
 from airflow_mapreduce.worker.codec import decode_json
 
 Merge = Callable[[Any, Any], Any]
@@ -127,4 +127,4 @@ def _fold(values: list[Any], merge: Merge, name: str, raw_key: bytes) -> Any:
     try:
         return functools.reduce(merge, values)
     except Exception as exc:
-        raise RecordError(f"{name} raised {exc!r} on key {decode_json(raw_key)!r}") from exc
+        raise raised_on_key(name, exc, decode_json(raw_key)) from exc

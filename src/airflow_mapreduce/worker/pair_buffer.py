@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import compress
 from typing import Any
 
-from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.errors import RecordError, raised_on_key
 from airflow_mapreduce.worker.codec import decode_json, encode_basestring, encode_json
 from airflow_mapreduce.worker.keys import TAB, RecordFormat
 from airflow_mapreduce.worker.spill import MapOutputBuffer
@@ -222,7 +222,7 @@ class PairBuffer(MapOutputBuffer):
         try:
             return merge(held, value)
         except Exception as exc:
-            raise RecordError(f"{self.combiner_name} raised {exc!r} on key {key!r}") from exc
+            raise raised_on_key(self.combiner_name, exc, key) from exc
 
     def _drain(self) -> list[list[bytes]]:
         groups, self._groups = self._groups, {}
@@ -322,7 +322,7 @@ class PairBuffer(MapOutputBuffer):
                     else:
                         bucket.append(raw + TAB + encode(out_value))
         except Exception as exc:
-            raise RecordError(f"{self.combiner_name} raised {exc!r} on key {key!r}") from exc
+            raise raised_on_key(self.combiner_name, exc, key) from exc
         finally:
             self.combine_input += taken
             self.combine_output += given

@@ -15,7 +15,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from airflow_mapreduce.errors import CommandFailedError, RecordError, TaskFailedError
+from airflow_mapreduce.errors import CommandFailedError, TaskFailedError, raised_on_key
 from airflow_mapreduce.plan.tasks import Counters, InputSplit
 from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker import context
@@ -245,9 +245,7 @@ class Step:
         try:  # one chain of C iterators; the Python work left is the reducer's own
             yield from itertools.chain.from_iterable(itertools.starmap(function, groups))
         except Exception as exc:
-            raise RecordError(
-                f"{self.role} {self.spec.python} raised {exc!r} on key {groups.key!r}"
-            ) from exc
+            raise raised_on_key(f"{self.role} {self.spec.python}", exc, groups.key) from exc
 
     def _groups(self, blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Iterator[Any]]]:
         """(decoded key, iterator of its decoded values) for key-sorted record lines.
