@@ -269,7 +269,9 @@ def test_hooks_and_counters_of_callables(run_job, tmp_path, monkeypatch) -> None
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["command", "callable"])
-def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind) -> None:  # type: ignore[no-untyped-def]
+def test_combiner_runs_on_every_spill(run_job, word_corpus, tmp_path, kind, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The Python sort buffer's way (where GNU sort is missing): sort and combine each spill."""
+    monkeypatch.setattr("airflow_mapreduce.worker.map_task.groups_by_sort", lambda fmt: False)
     combiner = (
         "{command: [python3, mapreduce_jobs/wordcount/reducer.py]}"
         if kind == "command"

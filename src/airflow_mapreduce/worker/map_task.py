@@ -21,6 +21,7 @@ from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import open_part, part_uri
 from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import iter_split_blocks
+from airflow_mapreduce.worker.sort_command import SortedCombine, groups_by_sort
 from airflow_mapreduce.worker.spill import write_lines
 from airflow_mapreduce.worker.steps import Step
 
@@ -135,8 +136,9 @@ def _run(
 
 def _sort_buffer(
     spec: MapTaskSpec, fmt: RecordFormat, codec: Codec, counters: Counters, env: dict[str, str]
-) -> LineBuffer | PairBuffer:
-    """Python objects for an all-Python job; record lines when a command takes part."""
+) -> LineBuffer | PairBuffer | SortedCombine:
+    """Python objects for an all-Python job; record lines when a command takes part, sorted
+    by GNU sort when a combiner follows (and sort can cut the keys)."""
     budget = spec.job.dataplane.memory.sort_buffer
     if spec.job.combiner is None:
         return PairBuffer(fmt, budget) if codec.kind == "json" else LineBuffer(fmt, budget)
@@ -144,6 +146,8 @@ def _sort_buffer(
     if codec.kind == "json":  # every step is a callable
         name = f"combiner {spec.job.combiner.python}"
         return PairBuffer(fmt, budget, combiner.function, name, merge=combiner.merge)
+    if groups_by_sort(fmt):
+        return SortedCombine(fmt, budget, combiner.combine_sorted)
     return LineBuffer(fmt, budget, combiner.combine)
 
 

@@ -8,11 +8,12 @@ as text or JSON.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError, raised_on_key
@@ -28,7 +29,13 @@ from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import as_streaming_input, split_lines
-from airflow_mapreduce.worker.streaming import run_command, run_command_batches
+from airflow_mapreduce.worker.sort_command import SortedCombine
+from airflow_mapreduce.worker.streaming import (
+    lines_of,
+    run_command,
+    run_command_batches,
+    run_command_chunks,
+)
 
 BATCH_RECORDS = 1 << 16
 # Lines a per-record mapper takes between two batches of pairs: the pairs of a chunk are
@@ -71,7 +78,7 @@ class Step:
         env: Mapping[str, str],
         dead: DeadLetters,
         jsonlines: bool,
-        sink: LineBuffer | PairBuffer | PartWriter,
+        sink: LineBuffer | PairBuffer | SortedCombine | PartWriter,
     ) -> None:
         """Run the mapper on a split's (offset, lines) blocks; records go to the sort buffer
         or (map-only) straight to the output."""
@@ -87,14 +94,18 @@ class Step:
                     )
                     for start, block in blocks
                 )
+                if isinstance(sink, SortedCombine):  # pipe reads go on to sort as they are
+                    for chunk in self._command_output(chunks, split, env):
+                        sink.add_chunk(chunk)
+                    return
                 batches = self._command_batches(chunks, split, env)
             for lines in batches:
                 if isinstance(sink, PartWriter):
                     sink.write_lines(lines)
-                elif isinstance(sink, LineBuffer):
-                    sink.add_lines(lines)
-                else:
+                elif isinstance(sink, PairBuffer):
                     raise TypeError("a streaming mapper's output goes to a LineBuffer")
+                else:
+                    sink.add_lines(lines)
             return
         mapped = self._map_batches(blocks, split, dead, jsonlines)
         if isinstance(sink, PairBuffer):  # all-Python job: pairs stay objects until spilled
@@ -190,12 +201,12 @@ class Step:
             dead.add(split, offset, line, f"{self.spec.python} raised {exc!r}")
             return []
 
-    def _command_batches(
+    def _command_output(
         self, chunks: Iterable[bytes], split: InputSplit | None, env: Mapping[str, str]
-    ) -> Iterator[list[bytes]]:
+    ) -> Generator[bytes, None, None]:
         assert self.spec.command is not None
         what = self.role if split is None else f"{self.role} on split {split.describe()}"
-        return run_command_batches(
+        return run_command_chunks(
             self.spec.command,
             chunks,
             role=self.role,
@@ -203,6 +214,13 @@ class Step:
             counters=self.counters,
             env={**self.env, **env},
         )
+
+    def _command_batches(
+        self, chunks: Iterable[bytes], split: InputSplit | None, env: Mapping[str, str]
+    ) -> Iterator[list[bytes]]:
+        output = self._command_output(chunks, split, env)
+        with contextlib.closing(output):  # a consumer that stops early stops the command
+            yield from lines_of(output)
 
     # Reduce side (records sorted by key) ------------------------------------------------
     def combine(self, lines: list[bytes]) -> list[bytes]:
@@ -221,6 +239,25 @@ class Step:
         encode = encode_json if self.codec.kind == "json" else self.codec.encode
         sep = self.fmt.separator
         return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs([lines])]
+
+    def combine_sorted(self, chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+        """Combiner on a task's whole sorted output, given as pipe reads of LF-terminated
+        lines: its output lines, a batch at a time."""
+        if self.spec.command is not None:
+            return run_command_batches(
+                self.spec.command,
+                chunks,
+                role=self.role,
+                what=self.role,
+                counters=self.counters,
+                env=self.env,
+            )
+        return self._encoded_batches(self._reduce_pairs(lines_of(chunks)))
+
+    def _encoded_batches(self, pairs: Iterator[tuple[Any, Any]]) -> Iterator[list[bytes]]:
+        encode, sep = self.codec.encode, self.fmt.separator
+        while batch := list(itertools.islice(pairs, BATCH_RECORDS)):
+            yield [encode(k) + sep + encode(v) for k, v in batch]
 
     def reduce_into(self, blocks: Iterable[list[bytes]], writer: PartWriter) -> None:
         """Reduce key-sorted record lines, given as blocks of lines, into the writer."""

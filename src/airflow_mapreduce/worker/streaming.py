@@ -8,12 +8,13 @@ task log and the last ones are quoted if the command fails.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import IO, cast
 
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError
@@ -32,7 +33,7 @@ def run_command(
     what: str,
     counters: Counters,
     env: Mapping[str, str] | None = None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Feed `chunks` to the command's stdin (in a thread) and yield its stdout lines."""
     batches = run_command_batches(argv, chunks, role=role, what=what, counters=counters, env=env)
     for lines in batches:
@@ -49,6 +50,33 @@ def run_command_batches(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[list[bytes]]:
     """Like run_command, but yields lists of lines: one Python step per pipe read."""
+    output = run_command_chunks(argv, chunks, role=role, what=what, counters=counters, env=env)
+    with contextlib.closing(output):  # a consumer that stops early stops the command
+        yield from lines_of(output)
+
+
+def lines_of(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The lines (without LF) of LF-terminated text given as arbitrary pieces, a list per
+    piece."""
+    tail = b""
+    for chunk in chunks:
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        yield lines
+
+
+def run_command_chunks(
+    argv: list[str],
+    chunks: Iterable[bytes],
+    *,
+    role: str,
+    what: str,
+    counters: Counters,
+    env: Mapping[str, str] | None = None,
+) -> Generator[bytes, None, None]:
+    """Feed `chunks` to the command's stdin (in a thread) and yield its stdout as it comes,
+    in pipe reads that need not end at a line end; the last one always ends with LF (a
+    final line without one is a record all the same)."""
     try:
         proc = subprocess.Popen(
             argv,
@@ -74,13 +102,12 @@ def run_command_batches(
     reader.start()
     finished = False
     try:
-        tail = b""
+        ends_line = True
         while chunk := stdout.read1(PIPE_READ):
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            yield lines
-        if tail:
-            yield [tail]
+            ends_line = chunk.endswith(b"\n")
+            yield chunk
+        if not ends_line:
+            yield b"\n"
         finished = True
     finally:
         if not finished:
