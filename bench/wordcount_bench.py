@@ -15,6 +15,7 @@ and a dict; c floor: the commands alone on presorted input) and hand-made runs (
 callables in a process pool; c0: shell pipes). Map and reduce tasks run in a process
 pool, as the local backend's mapped Airflow tasks run in parallel under LocalExecutor.
 Every result is checked against (a); reading an output back for that is not timed.
+The pipeline rows' task logs go to <cache>/task-logs.txt.
 (a) runs again after every row, and each row's ratio
 is to the mean of the (a) runs just before and after it: this machine's speed drifts by
 up to 2x within minutes, which a single (a) at the start made look like the rows' own.
@@ -242,9 +243,12 @@ def _pipe(command_and_output: tuple[str, Path]) -> float:
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def _init_worker() -> None:
+def _init_worker(task_log: Path | None = None) -> None:
     os.chdir(DAGS)  # relative commands and modules resolve in dags/, as for the local backend
     sys.path.insert(0, str(DAGS))
+    if task_log is not None:  # the tasks' log lines, out of the table (a failure still shows)
+        with task_log.open("ab") as log:
+            os.dup2(log.fileno(), sys.stderr.fileno())
 
 
 def _run_task(uri: str) -> None:
@@ -365,7 +369,8 @@ def build_rows(args: argparse.Namespace, corpus: Path) -> dict[str, Callable[[],
 
         def run_job(job_yaml: str = job_text + memory, output: Path = output) -> None:
             # A pool per job: its workers are reaped at the end, so their CPU time counts.
-            with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+            log = (args.cache / "task-logs.txt",)
+            with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=log) as pool:
                 run_pipeline(job_yaml, corpus, output, pool)
 
         def timed_job(run_job: Callable[[], None] = run_job, output: Path = output) -> Timing:

@@ -123,12 +123,12 @@ def test_sums_match_a_counter_and_the_python_buffer(  # type: ignore[no-untyped-
     expected = reference(lines, raw_sep, fields)
 
     sorted_run = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/sorted")
-    assert "sorted for the combiner by" in capfd.readouterr().err
+    assert "sorted by key for the combiner by" in capfd.readouterr().err
     assert summed_output(tmp_path / "sorted", raw_sep, fields) == expected
 
     use_python_buffer(monkeypatch)
     python_run = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/python")
-    assert "sorted for the combiner by" not in capfd.readouterr().err
+    assert "sorted by key for the combiner by" not in capfd.readouterr().err
     assert summed_output(tmp_path / "python", raw_sep, fields) == expected
 
     ours, theirs = (run.counters["airflow-mapreduce"] for run in (sorted_run, python_run))
@@ -168,7 +168,7 @@ def test_a_python_combiner_reads_sorts_output(run_job, word_corpus, tmp_path, ca
         """)
     )
     manifest = run_job(spec, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
-    assert "sorted for the combiner by" in capfd.readouterr().err
+    assert "sorted by key for the combiner by" in capfd.readouterr().err
     assert output_counts(tmp_path / "out") == word_corpus.counts
     ours = manifest.counters["airflow-mapreduce"]
     assert ours["combine_output_records"] < ours["combine_input_records"]
@@ -188,7 +188,7 @@ def test_a_separator_sort_cannot_cut_uses_the_python_buffer(run_job, tmp_path, c
         """)
     )
     run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    assert "sorted for the combiner by" not in capfd.readouterr().err
+    assert "sorted by key for the combiner by" not in capfd.readouterr().err
     assert summed_output(tmp_path / "out", b"::", 1) == {b"a": 4, b"b": 2}
 
 

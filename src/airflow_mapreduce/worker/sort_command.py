@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -95,7 +94,8 @@ class SortedCombine:
         self.combine_input = 0
         self.combine_output = 0
         self._folder = tempfile.mkdtemp(prefix="amr-sort-", dir=spill_dir)
-        self._argv = sort_argv(fmt, budget // 4, self._folder)
+        self._sort_budget = budget // 4
+        self._argv = sort_argv(fmt, self._sort_budget, self._folder)
         self._sort: subprocess.Popen[bytes] | None = None
         self._watch: memory.CommandWatch | None = None
         self._stderr: IO[bytes] | None = None
@@ -150,8 +150,12 @@ class SortedCombine:
                 env=env,
             )
             self._watch = memory.CommandWatch(self._sort)
-            print(f"map output: sorted for the combiner by {shlex.join(self._argv)}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"map output: sorted by key for the combiner by {self._argv[0]} (buffer "
+                f"{self._sort_budget / 2**20:.1f} MiB, temporary files in {self._folder})",
+                file=sys.stderr,
+                flush=True,
+            )
         return self._sort
 
     def _failed(self) -> None:
