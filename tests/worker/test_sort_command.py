@@ -17,6 +17,7 @@ import pytest
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker import sort_command
+from airflow_mapreduce.worker.keys import RecordFormat
 
 pytestmark = pytest.mark.skipif(sort_command.gnu_sort() is None, reason="needs GNU sort")
 
@@ -254,3 +255,30 @@ def test_a_failing_sort_fails_the_task_with_what_it_said(  # type: ignore[no-unt
     assert "sorting the map output failed" in message and "exited with code 2" in message
     assert said in message and "TMPDIR" in message
     assert not list(private_tmp.glob("amr-sort-*"))
+
+
+@pytest.mark.parametrize(
+    ("version", "found"), [("sort (GNU coreutils) 9.1", True), ("2.3-Apple (190)", False)]
+)
+def test_only_gnu_sort_is_used(tmp_path, monkeypatch, version, found) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "sort"
+    fake.write_text(f"#!/bin/sh\necho '{version}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sort_command.gnu_sort.cache_clear()
+    try:
+        assert sort_command.gnu_sort() == (str(fake) if found else None)
+        assert sort_command.groups_by_sort(RecordFormat()) is found
+        assert not sort_command.groups_by_sort(RecordFormat(separator=b"::"))
+    finally:
+        sort_command.gnu_sort.cache_clear()
+
+
+def test_no_sort_on_the_path_means_the_python_buffer(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sort_command.gnu_sort.cache_clear()
+    try:
+        assert sort_command.gnu_sort() is None
+        assert not sort_command.groups_by_sort(RecordFormat())
+    finally:
+        sort_command.gnu_sort.cache_clear()

@@ -94,7 +94,9 @@ class MemorySettings(Model):
     sort_buffer: ByteSize = Field(
         default=64 * 1024**2,
         description="Map-side sort buffer (Hadoop: mapreduce.task.io.sort.mb). When full, "
-        "records are sorted, combined and spilled to local disk (TMPDIR), then merged.",
+        "records are sorted, combined and spilled to local disk (TMPDIR), then merged. In a "
+        "job with a combiner and a streaming command, GNU sort (if the worker has it) sorts "
+        "the map output within a quarter of this; the combiner's output gets the rest.",
     )
 
     @field_validator("sort_buffer")

@@ -33,7 +33,7 @@ def run_command(
     what: str,
     counters: Counters,
     env: Mapping[str, str] | None = None,
-) -> Generator[bytes, None, None]:
+) -> Iterator[bytes]:
     """Feed `chunks` to the command's stdin (in a thread) and yield its stdout lines."""
     batches = run_command_batches(argv, chunks, role=role, what=what, counters=counters, env=env)
     for lines in batches:
