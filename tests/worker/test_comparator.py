@@ -75,6 +75,35 @@ def test_scores_per_user_come_out_highest_first(run_job, tmp_path: Path) -> None
     assert len(set(partition_of.values())) > 1  # the reducers really split the users
 
 
+def test_secondary_sort_after_a_combiner_on_gnu_sort(run_job, tmp_path: Path, capfd) -> None:  # type: ignore[no-untyped-def]
+    """`uniq` as combiner and reducer: it needs equal lines adjacent, which GNU sort ahead of
+    the combiner gives (byte order); the output still follows the comparator."""
+    rng = random.Random(4)
+    rows = [(f"user{rng.randrange(30)}", rng.randrange(-50, 200)) for _ in range(20_000)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "scores.txt").write_text("".join(f"{u}\t{s}\n" for u, s in rows))
+    spec = parse_job_text(
+        job("""
+            mapper: {command: [cat]}
+            combiner: {command: [uniq]}
+            reducer: {command: [uniq]}
+            streaming: {key_fields: 2}
+            partitioner: {key_fields: 1}
+            comparator: {keys: [{field: 1}, {field: 2, numeric: true, reverse: true}]}
+        """)
+    )
+    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    assert "sorted by key for the combiner by" in capfd.readouterr().err
+    counters = manifest.counters["airflow-mapreduce"]
+    assert counters["combine_output_records"] < counters["combine_input_records"] == len(rows)
+    seen = []
+    for part in sorted((tmp_path / "out").glob("part-*")):
+        got = [(u, int(s)) for u, s in (line.split("\t") for line in part.read_text().splitlines())]
+        assert got == sorted(got, key=lambda row: (row[0], -row[1])), part.name
+        seen += got
+    assert sorted(seen) == sorted(set(rows))
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
