@@ -317,6 +317,7 @@ def test_streaming_mapper_never_sees_lines_that_are_not_json(run_job, tmp_path) 
     assert entry["offset"] == sum(len(x) + 1 for x in good[:20])
 
 
+REDUCER_PY = "mapreduce_jobs/wordcount/reducer.py"
 CRASHY_MAPPER = """
 import sys
 for line in sys.stdin.buffer:
@@ -328,20 +329,25 @@ for line in sys.stdin.buffer:
 """
 
 
-def test_skip_mode_finds_the_lines_a_streaming_mapper_crashes_on(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("combiner", ["", "combiner: {command: [python3, " + REDUCER_PY + "]}"])
+def test_skip_mode_finds_the_lines_a_streaming_mapper_crashes_on(  # type: ignore[no-untyped-def]
+    run_job, tmp_path, combiner
+) -> None:
     """Hadoop's skip mode: with a bad-record budget, a crashing command is rerun on
-    bisected input until the lines it cannot take are isolated; nothing else is lost."""
+    bisected input until the lines it cannot take are isolated; nothing else is lost.
+    With a combiner, the failed first pass's sort | combiner is dropped, not half-used."""
     _lines, good, offsets = bad_record_input(tmp_path / "in")
     (tmp_path / "crashy.py").write_text(CRASHY_MAPPER)
     spec = parse_job_text(
         job(
             f"""
             mapper: {{command: [python3, "{tmp_path}/crashy.py"]}}
-            reducer: {{command: [python3, mapreduce_jobs/wordcount/reducer.py]}}
+            reducer: {{command: [python3, {REDUCER_PY}]}}
             bad_records: {{max_count: 3}}
             """,
             reducers=2,
         )
+        + combiner
     )
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert output_counts(tmp_path / "out") == good
