@@ -46,62 +46,57 @@ def job(body: str) -> str:
     return head + textwrap.dedent(body)
 
 
-def test_scores_per_user_come_out_highest_first(run_job, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Secondary sort with a numeric, descending second field, spills included."""
-    rng = random.Random(9)
-    rows = [(f"user{rng.randrange(30)}", rng.randrange(-500, 5000)) for _ in range(8000)]
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "scores.txt").write_text("".join(f"{u}\t{s}\n" for u, s in rows))
-    spec = parse_job_text(
-        job("""
-            mapper: {command: [cat]}
-            reducer: {command: [cat]}
-            streaming: {key_fields: 2}
-            partitioner: {key_fields: 1}
-            comparator: {keys: [{field: 1}, {field: 2, numeric: true, reverse: true}]}
-            memory: {sort_buffer: 64KiB}
-        """)
-    )
-    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    assert manifest.counters["airflow-mapreduce"]["spills"] > 0
-    seen, partition_of = [], {}
-    for part in sorted((tmp_path / "out").glob("part-*")):
+SECONDARY_SORT = """
+streaming: {key_fields: 2}
+partitioner: {key_fields: 1}
+comparator: {keys: [{field: 1}, {field: 2, numeric: true, reverse: true}]}
+"""
+
+
+def write_scores(folder: Path, seed: int, count: int, scores: range) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    rows = [(f"user{rng.randrange(30)}", rng.choice(scores)) for _ in range(count)]
+    folder.mkdir()
+    (folder / "scores.txt").write_text("".join(f"{u}\t{s}\n" for u, s in rows))
+    return rows
+
+
+def read_scores(folder: Path) -> list[tuple[str, int]]:
+    """Every (user, score) of the output, checking that each part is in the comparator's
+    order and that a user's scores are all in one part (partitioned on the first field)."""
+    seen: list[tuple[str, int]] = []
+    partition_of: dict[str, str] = {}
+    for part in sorted(folder.glob("part-*")):
         got = [(u, int(s)) for u, s in (line.split("\t") for line in part.read_text().splitlines())]
         assert got == sorted(got, key=lambda row: (row[0], -row[1])), part.name
-        for user, _ in got:  # partitioned on the first field only
+        for user, _ in got:
             assert partition_of.setdefault(user, part.name) == part.name, user
         seen += got
-    assert sorted(seen) == sorted(rows)
     assert len(set(partition_of.values())) > 1  # the reducers really split the users
+    return seen
+
+
+def test_scores_per_user_come_out_highest_first(run_job, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Secondary sort with a numeric, descending second field, spills included."""
+    rows = write_scores(tmp_path / "in", 9, 8000, range(-500, 5000))
+    steps = "mapper: {command: [cat]}\nreducer: {command: [cat]}\nmemory: {sort_buffer: 64KiB}"
+    spec = parse_job_text(job(steps + SECONDARY_SORT))
+    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    assert manifest.counters["airflow-mapreduce"]["spills"] > 0
+    assert sorted(read_scores(tmp_path / "out")) == sorted(rows)
 
 
 def test_secondary_sort_after_a_combiner_on_gnu_sort(run_job, tmp_path: Path, capfd) -> None:  # type: ignore[no-untyped-def]
     """`uniq` as combiner and reducer: it needs equal lines adjacent, which GNU sort ahead of
     the combiner gives (byte order); the output still follows the comparator."""
-    rng = random.Random(4)
-    rows = [(f"user{rng.randrange(30)}", rng.randrange(-50, 200)) for _ in range(20_000)]
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "scores.txt").write_text("".join(f"{u}\t{s}\n" for u, s in rows))
-    spec = parse_job_text(
-        job("""
-            mapper: {command: [cat]}
-            combiner: {command: [uniq]}
-            reducer: {command: [uniq]}
-            streaming: {key_fields: 2}
-            partitioner: {key_fields: 1}
-            comparator: {keys: [{field: 1}, {field: 2, numeric: true, reverse: true}]}
-        """)
-    )
+    rows = write_scores(tmp_path / "in", 4, 20_000, range(-50, 200))
+    steps = "mapper: {command: [cat]}\ncombiner: {command: [uniq]}\nreducer: {command: [uniq]}"
+    spec = parse_job_text(job(steps + SECONDARY_SORT))
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert "sorted by key for the combiner by" in capfd.readouterr().err
     counters = manifest.counters["airflow-mapreduce"]
     assert counters["combine_output_records"] < counters["combine_input_records"] == len(rows)
-    seen = []
-    for part in sorted((tmp_path / "out").glob("part-*")):
-        got = [(u, int(s)) for u, s in (line.split("\t") for line in part.read_text().splitlines())]
-        assert got == sorted(got, key=lambda row: (row[0], -row[1])), part.name
-        seen += got
-    assert sorted(seen) == sorted(set(rows))
+    assert sorted(read_scores(tmp_path / "out")) == sorted(set(rows))
 
 
 @pytest.mark.parametrize(
