@@ -211,6 +211,11 @@ def children_named(name: str) -> list[int]:
     return found
 
 
+def write_counts(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "data.txt").write_text("".join(f"w{i % 97}\t1\n" for i in range(5000)))
+
+
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "tmp"
@@ -223,8 +228,7 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_failing_step_stops_sort_and_removes_its_files(  # type: ignore[no-untyped-def]
     run_job, tmp_path, private_tmp, failing
 ) -> None:
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "data.txt").write_text("".join(f"w{i % 97}\t1\n" for i in range(5000)))
+    write_counts(tmp_path / "in")
     fail = "[sh, -c, 'cat >/dev/null; echo cannot go on >&2; exit 3']"
     steps = {"mapper": "[cat]", "combiner": "[cat]", "reducer": "[cat]", failing: fail}
     spec = parse_job_text(
@@ -241,8 +245,7 @@ def test_a_failing_step_stops_sort_and_removes_its_files(  # type: ignore[no-unt
 def test_a_failing_sort_fails_the_task_with_what_it_said(  # type: ignore[no-untyped-def]
     run_job, tmp_path, private_tmp, monkeypatch
 ) -> None:
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "data.txt").write_text("".join(f"w{i % 97}\t1\n" for i in range(5000)))
+    write_counts(tmp_path / "in")
     said = "sort: cannot create temporary file in '/full': No space left on device"
     broken = ["sh", "-c", f'head -c 100 >/dev/null; echo "{said}" >&2; exit 2']
     monkeypatch.setattr(sort_command, "sort_argv", lambda fmt, budget, folder: broken)

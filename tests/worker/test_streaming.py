@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.plan.tasks import Counters
-from airflow_mapreduce.worker.streaming import run_command
+from airflow_mapreduce.worker.streaming import lines_of, run_command_chunks
 
 PY = sys.executable
+
+
+def run_command(argv: list[str], chunks: Iterable[bytes], **options: Any) -> Iterator[bytes]:
+    """The command's output lines, as the worker cuts them."""
+    output = run_command_chunks(argv, chunks, **options)
+    return itertools.chain.from_iterable(lines_of(output))
 
 
 def run(script: str, data: bytes, counters: Counters | None = None) -> list[bytes]:

@@ -30,12 +30,7 @@ from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import as_streaming_input, split_lines
 from airflow_mapreduce.worker.sort_command import SortedCombine
-from airflow_mapreduce.worker.streaming import (
-    lines_of,
-    run_command,
-    run_command_batches,
-    run_command_chunks,
-)
+from airflow_mapreduce.worker.streaming import lines_of, run_command_chunks
 
 BATCH_RECORDS = 1 << 16
 # Lines a per-record mapper takes between two batches of pairs: the pairs of a chunk are
@@ -226,36 +221,22 @@ class Step:
     def combine(self, lines: list[bytes]) -> list[bytes]:
         """Combiner on one sorted spill: lines in, lines out (in the shuffle's format)."""
         if self.spec.command is not None:
-            return list(
-                run_command(
-                    self.spec.command,
-                    _batched(lines),
-                    role=self.role,
-                    what=self.role,
-                    counters=self.counters,
-                    env=self.env,
-                )
-            )
-        encode = encode_json if self.codec.kind == "json" else self.codec.encode
-        sep = self.fmt.separator
-        return [encode(k) + sep + encode(v) for k, v in self._reduce_pairs([lines])]
+            batches = self._command_batches(_batched(lines), None, {})
+        else:
+            batches = self._encoded_batches(self._reduce_pairs([lines]))
+        return list(itertools.chain.from_iterable(batches))
 
     def combine_sorted(self, chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
         """Combiner on a task's whole sorted output, given as pipe reads of LF-terminated
         lines: its output lines, a batch at a time."""
         if self.spec.command is not None:
-            return run_command_batches(
-                self.spec.command,
-                chunks,
-                role=self.role,
-                what=self.role,
-                counters=self.counters,
-                env=self.env,
-            )
+            return self._command_batches(chunks, None, {})
         return self._encoded_batches(self._reduce_pairs(lines_of(chunks)))
 
     def _encoded_batches(self, pairs: Iterator[tuple[Any, Any]]) -> Iterator[list[bytes]]:
-        encode, sep = self.codec.encode, self.fmt.separator
+        """A Python combiner's pairs as record lines in the shuffle's format, in batches."""
+        encode = encode_json if self.codec.kind == "json" else self.codec.encode
+        sep = self.fmt.separator
         while batch := list(itertools.islice(pairs, BATCH_RECORDS)):
             yield [encode(k) + sep + encode(v) for k, v in batch]
 

@@ -8,7 +8,6 @@ task log and the last ones are quoted if the command fails.
 from __future__ import annotations
 
 import collections
-import contextlib
 import io
 import os
 import subprocess
@@ -23,36 +22,6 @@ from airflow_mapreduce.worker import memory
 
 STDERR_TAIL = 20
 PIPE_READ = 1 << 20
-
-
-def run_command(
-    argv: list[str],
-    chunks: Iterable[bytes],
-    *,
-    role: str,
-    what: str,
-    counters: Counters,
-    env: Mapping[str, str] | None = None,
-) -> Iterator[bytes]:
-    """Feed `chunks` to the command's stdin (in a thread) and yield its stdout lines."""
-    batches = run_command_batches(argv, chunks, role=role, what=what, counters=counters, env=env)
-    for lines in batches:
-        yield from lines
-
-
-def run_command_batches(
-    argv: list[str],
-    chunks: Iterable[bytes],
-    *,
-    role: str,
-    what: str,
-    counters: Counters,
-    env: Mapping[str, str] | None = None,
-) -> Iterator[list[bytes]]:
-    """Like run_command, but yields lists of lines: one Python step per pipe read."""
-    output = run_command_chunks(argv, chunks, role=role, what=what, counters=counters, env=env)
-    with contextlib.closing(output):  # a consumer that stops early stops the command
-        yield from lines_of(output)
 
 
 def lines_of(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
@@ -158,7 +127,7 @@ class _Feeder(threading.Thread):
                 self.stdin.write(chunk)
         except BrokenPipeError:
             self.broken_pipe = True
-        except BaseException as exc:  # surfaced by run_command after the process ends
+        except BaseException as exc:  # surfaced by run_command_chunks after the process ends
             self.error = exc
         finally:
             try:
