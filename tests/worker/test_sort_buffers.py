@@ -10,6 +10,7 @@ import collections
 import json
 import random
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.keys import RecordFormat
-from airflow_mapreduce.worker.line_buffer import LineBuffer
+from airflow_mapreduce.worker.line_buffer import LineBuffer, PresortedLineBuffer
 from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, VALUE_SLOT, PairBuffer
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 from airflow_mapreduce.worker.steps import Step
@@ -58,15 +59,20 @@ def random_lines(rng: random.Random, count: int) -> list[bytes]:
     return lines
 
 
+@pytest.mark.parametrize("kind", [LineBuffer, PresortedLineBuffer])
 @pytest.mark.parametrize(("key_fields", "partition_fields"), [(1, None), (2, None), (2, 1)])
 @pytest.mark.parametrize("budget", [SMALL, 64 * 1024**2])
 def test_line_buffer_returns_every_line_unchanged_in_key_order(
-    key_fields: int, partition_fields: int | None, budget: int
+    kind: type[LineBuffer | PresortedLineBuffer],
+    key_fields: int,
+    partition_fields: int | None,
+    budget: int,
 ) -> None:
+    """In any order: a PresortedLineBuffer must sort what did not come presorted."""
     rng = random.Random(key_fields * 10 + (partition_fields or 0))
     lines = random_lines(rng, 40_000)
     fmt = RecordFormat(b"\t", key_fields, partition_fields, num_partitions=3)
-    buffer = LineBuffer(fmt, budget)
+    buffer = kind(fmt, budget)
     for first in range(0, len(lines), 997):
         buffer.add_lines(lines[first : first + 997])
     assert (buffer.spills > 3) == (budget == SMALL)
@@ -301,3 +307,52 @@ def test_line_buffer_groups_and_charges_lines_as_documented() -> None:
         assert buffer._groups == expected
         assert buffer.used == charged
     buffer.close()
+
+
+def hadoop_key(line: bytes, fields: int = 1) -> bytes:
+    parts = line.split(b"\t")
+    return b"\t".join(parts[:fields]) if len(parts) > fields else line
+
+
+def test_presorted_lines_keep_their_order_when_it_is_key_order() -> None:
+    """A combiner's output after sort: in key order, some keys twice with values in no
+    order, lines without a TAB. Each partition is exactly its lines in arrival order: a
+    key's lines are not reordered by value. (Spilled, merges may order them by value.)"""
+    rng = random.Random(3)
+    keys = sorted({b"k%d" % rng.randrange(10**6) for _ in range(20_000)} | {b"", b"k\x01"})
+    lines = []
+    for key in keys:
+        lines.append(key if rng.random() < 0.05 else key + b"\t%d" % rng.randrange(100))
+        if rng.random() < 0.1:
+            lines.append(key + b"\t%d" % rng.randrange(100))
+    fmt = RecordFormat(num_partitions=3)
+    buffer = PresortedLineBuffer(fmt, 64 * 1024**2)
+    for first in range(0, len(lines), 1000):
+        buffer.add_lines(lines[first : first + 1000])
+    parts = drained(buffer)
+    expected: dict[int, list[bytes]] = {p: [] for p in range(3)}
+    for line in lines:
+        expected[zlib.crc32(hadoop_key(line)) % 3].append(line)
+    assert parts == expected
+
+
+def test_presorted_lines_are_sorted_by_the_comparator_and_stably() -> None:
+    """A numeric, descending comparator on the key's second field (key bytes break ties):
+    lines arriving in ascending order come out reversed; the two lines of each key keep
+    their arrival order."""
+    from airflow_mapreduce.spec.dataplane import SortKey
+
+    comparator = [SortKey(field=2, numeric=True, reverse=True)]
+    fmt = RecordFormat(b"\t", 2, 1, num_partitions=2, comparator=comparator)
+    lines = [b"u%d\t%d\tv%d" % (i % 3, i // 6, i) for i in range(3_000)]
+    buffer = PresortedLineBuffer(fmt, 64 * 1024**2)
+    buffer.add_lines(lines)
+    parts = drained(buffer)
+    assert collections.Counter(line for ls in parts.values() for line in ls) == (
+        collections.Counter(lines)
+    )
+    for partition, got in parts.items():
+        mine = [line for line in lines if zlib.crc32(line.split(b"\t")[0]) % 2 == partition]
+        fields = [line.split(b"\t") for line in mine]
+        order = sorted(range(len(mine)), key=lambda i: (-int(fields[i][1]), fields[i][:2]))
+        assert got == [mine[i] for i in order]

@@ -1,9 +1,11 @@
-"""The sort buffer for streaming commands' output: record lines grouped by key bytes."""
+"""The sort buffers for streaming commands' output: LineBuffer groups record lines by key
+bytes; PresortedLineBuffer keeps lines that mostly arrive in key order as they come."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.spill import MapOutputBuffer
@@ -115,3 +117,60 @@ class LineBuffer(MapOutputBuffer):
         self.combine_output += len(combined)
         combined.sort(key=self.fmt.order_of)  # a command may emit in any order; stable
         return combined
+
+
+class PresortedLineBuffer(MapOutputBuffer):
+    """Lines kept whole, per partition, as they arrive; a partition is sorted by key (stably)
+    only if its lines did not arrive in key order.
+
+    For lines that come already in key order, each key about once: a combiner's output
+    after sort. Grouping them in a dict as LineBuffer does would cost a dict entry and a
+    list per line for nothing (3x the CPU here). No combiner: the lines are its output.
+    """
+
+    def __init__(self, fmt: RecordFormat, budget: int, spill_dir: str | None = None) -> None:
+        super().__init__(fmt, budget, spill_dir)
+        self._parts: list[list[bytes]] = [[] for _ in range(fmt.num_partitions)]
+        self._last: list[Any] = [None] * fmt.num_partitions  # the last order key seen
+        self._unordered = [False] * fmt.num_partitions
+
+    def add_lines(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        fmt, parts, last, unordered = self.fmt, self._parts, self._last, self._unordered
+        n = fmt.num_partitions
+        if fmt.key_fields == 1 and fmt.partition_fields is None and fmt.sort_key is None:
+            sep, crc32 = fmt.separator, zlib.crc32  # the common case, inlined
+            for line in lines:
+                key = line.partition(sep)[0]
+                partition = crc32(key) % n
+                parts[partition].append(line)
+                before = last[partition]
+                if before is not None and key < before:
+                    unordered[partition] = True
+                last[partition] = key
+        else:
+            key_of, partition_of, sort_key = fmt.key_of, fmt.partition_of_key, fmt.sort_key
+            for line in lines:
+                key = key_of(line)
+                partition = partition_of(key)
+                parts[partition].append(line)
+                order = key if sort_key is None else sort_key(key)
+                before = last[partition]
+                if before is not None and order < before:
+                    unordered[partition] = True
+                last[partition] = order
+        self.records += len(lines)
+        self.used += sum(map(len, lines)) + (BYTES_HEADER + SLOT) * len(lines)
+        if self.used > self.budget:
+            self.spill()
+
+    def _drain(self) -> list[list[bytes]]:
+        parts, unordered = self._parts, self._unordered
+        n = self.fmt.num_partitions
+        self._parts, self._last, self._unordered = [[] for _ in range(n)], [None] * n, [False] * n
+        order_of = self.fmt.key_of if self.fmt.sort_key is None else self.fmt.order_of
+        for partition, lines in enumerate(parts):
+            if unordered[partition]:
+                lines.sort(key=order_of)  # stable: a key's lines keep their order
+        return parts

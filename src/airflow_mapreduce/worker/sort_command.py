@@ -6,11 +6,12 @@ sort buffer (LineBuffer) does that with a Python step per map output line, which
 worker's main cost when a mapper writes one line per word (word count: 18 M lines for
 160 MB). So when GNU sort is on the worker, the mapper's output goes to it as raw pipe
 reads, sort's output goes to the combiner, and only the combiner's output (usually a
-small fraction) reaches Python, where a LineBuffer partitions it and puts it in the
-job's order. GNU sort keeps to its share of the budget (`--buffer-size`), spilling
-sorted runs to a private temporary folder itself. Its share is a quarter: it sorts as
+small fraction) reaches Python, where a PresortedLineBuffer partitions it: that output
+is usually in key order already, so only a combiner that reorders costs a sort there.
+GNU sort keeps to its share of the budget (`--buffer-size`), spilling sorted runs to a
+private temporary folder itself. Its share is a quarter: it sorts as
 fast with 4 MiB as with 64 (merging runs is cheap; small runs stay in the CPU caches),
-while the LineBuffer holds Python objects, which cost more per byte.
+while the line buffer holds Python objects, which cost more per byte.
 
 Two differences from the Python buffer, both within Hadoop's contract: the combiner runs
 once over the task's whole sorted output (not once per spill and partition), and
@@ -32,7 +33,7 @@ from typing import IO, Self
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.worker import memory
 from airflow_mapreduce.worker.keys import RecordFormat
-from airflow_mapreduce.worker.line_buffer import LineBuffer
+from airflow_mapreduce.worker.line_buffer import PresortedLineBuffer
 from airflow_mapreduce.worker.streaming import PIPE_READ
 
 STDERR_QUOTED = 2000
@@ -77,9 +78,9 @@ def sort_argv(fmt: RecordFormat, budget: int, folder: str) -> list[str]:
 
 
 class SortedCombine:
-    """A map task's output buffer: `sort | combiner`, then a LineBuffer for the combiner's
-    output. Together they keep to the budget: a quarter for sort, the rest for the
-    LineBuffer."""
+    """A map task's output buffer: `sort | combiner`, then a PresortedLineBuffer for the
+    combiner's output. Together they keep to the budget: a quarter for sort, the rest for
+    the line buffer."""
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class SortedCombine:
         spill_dir: str | None = None,
     ) -> None:
         self.combine = combine
-        self.output = LineBuffer(fmt, budget - budget // 4, spill_dir=spill_dir)
+        self.output = PresortedLineBuffer(fmt, budget - budget // 4, spill_dir=spill_dir)
         self.records = 0
         self.combine_input = 0
         self.combine_output = 0
