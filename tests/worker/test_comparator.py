@@ -93,7 +93,7 @@ def test_secondary_sort_after_a_combiner_on_gnu_sort(run_job, tmp_path: Path, ca
     steps = "mapper: {command: [cat]}\ncombiner: {command: [uniq]}\nreducer: {command: [uniq]}"
     spec = parse_job_text(job(steps + SECONDARY_SORT))
     manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    assert "sorted by key for the combiner by" in capfd.readouterr().err
+    assert "sorted for the combiner by" in capfd.readouterr().err
     counters = manifest.counters["airflow-mapreduce"]
     assert counters["combine_output_records"] < counters["combine_input_records"] == len(rows)
     assert sorted(read_scores(tmp_path / "out")) == sorted(set(rows))

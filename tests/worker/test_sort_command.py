@@ -124,12 +124,12 @@ def test_sums_match_a_counter_and_the_python_buffer(  # type: ignore[no-untyped-
     expected = reference(lines, raw_sep, fields)
 
     sorted_run = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/sorted")
-    assert "sorted by key for the combiner by" in capfd.readouterr().err
+    assert "sorted for the combiner by" in capfd.readouterr().err
     assert summed_output(tmp_path / "sorted", raw_sep, fields) == expected
 
     use_python_buffer(monkeypatch)
     python_run = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/python")
-    assert "sorted by key for the combiner by" not in capfd.readouterr().err
+    assert "sorted for the combiner by" not in capfd.readouterr().err
     assert summed_output(tmp_path / "python", raw_sep, fields) == expected
 
     ours, theirs = (run.counters["airflow-mapreduce"] for run in (sorted_run, python_run))
@@ -140,20 +140,71 @@ def test_sums_match_a_counter_and_the_python_buffer(  # type: ignore[no-untyped-
     assert ours["combine_output_records"] < len(lines)
 
 
-def test_lines_of_a_key_keep_the_mappers_order(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """With identity steps the output is the input stably sorted by key (--stable)."""
+def identity_job(reducers: int = 1) -> str:
+    return job(
+        "mapper: {command: [cat]}\ncombiner: {command: [cat]}\nreducer: {command: [cat]}\n",
+        split_size="64MiB",
+        reducers=reducers,
+    )
+
+
+def test_text_is_sorted_as_whole_lines(run_job, tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    """No byte below TAB: with identity steps the output is the input in bytes order
+    (a key's lines by value), lines without a TAB included."""
     rng = random.Random(8)
-    lines = [b"k%d\t%d" % (rng.randrange(50), i) for i in range(20_000)]
+    lines = [b"k%d\t%d" % (rng.randrange(50), rng.randrange(10**6)) for i in range(20_000)]
+    lines += [b"k7", b"k7!\t1", b"k7 x", b"k\xff\t2"]
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "data.txt").write_bytes(b"\n".join(lines) + b"\n")
+    run_job(parse_job_text(identity_job()), f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    err = capfd.readouterr().err
+    assert "sorted for the combiner by" in err and "whole lines" in err and "by key" not in err
+    assert (tmp_path / "out" / "part-00000").read_bytes().split(b"\n")[:-1] == sorted(lines)
+
+
+def test_a_byte_below_the_separator_switches_to_sorting_by_key(  # type: ignore[no-untyped-def]
+    run_job, tmp_path, capfd
+) -> None:
+    """Files of text, then one whose lines hold 0x01 after a key that also comes alone:
+    in whole-line order "k" < "k\x01..." < "k\t...", which would split key k. What was
+    sorted as whole lines goes on to a sort by key: the strict combiner (it fails on a
+    key it has seen before) sees every key once, and the sums are right."""
+    (tmp_path / "in").mkdir()
+    rng = random.Random(9)
+    lines = []
+    for index in range(8):  # several files, one mapper run each: the sort starts early
+        chunk = [b"k%d\t%d" % (rng.randrange(40), rng.randrange(1, 9)) for _ in range(3000)]
+        chunk += [b"k%d" % i for i in range(0, 40, 7)]  # all key, value 1 for GROUP_SUM
+        if index == 7:
+            chunk += [b"k%d\x01\t5" % i for i in range(40)]
+        (tmp_path / "in" / f"f{index}.txt").write_bytes(b"\n".join(chunk) + b"\n")
+        lines += chunk
+    (tmp_path / "group_sum.py").write_text(GROUP_SUM)
+    python = f"[python3, {tmp_path}/group_sum.py]"
     spec = parse_job_text(
         job(
-            "mapper: {command: [cat]}\ncombiner: {command: [cat]}\nreducer: {command: [cat]}\n",
-            split_size="64MiB",
-            reducers=1,
+            f"mapper: {{command: [cat]}}\ncombiner: {{command: {python}}}\n"
+            f"reducer: {{command: {python}}}\n",
+            split_size="1MiB",
+            reducers=2,
         )
     )
-    run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    manifest = run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    err = capfd.readouterr().err
+    assert err.index("whole lines") < err.index("sorting by key from here on")
+    assert summed_output(tmp_path / "out", b"\t", 1) == reference(lines, b"\t", 1)
+    ours = manifest.counters["airflow-mapreduce"]
+    assert ours["map_output_records"] == ours["combine_input_records"] == len(lines)
+
+
+def test_sorting_by_key_keeps_a_keys_lines_in_the_mappers_order(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With a byte below TAB from the first line on, sort cuts keys from the start and
+    keeps each key's lines as the mapper wrote them (--stable)."""
+    rng = random.Random(8)
+    lines = [b"k%d\x01\t%d" % (rng.randrange(50), i) for i in range(20_000)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "data.txt").write_bytes(b"\n".join(lines) + b"\n")
+    run_job(parse_job_text(identity_job()), f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     expected = sorted(lines, key=lambda line: line.split(b"\t")[0])
     assert (tmp_path / "out" / "part-00000").read_bytes().split(b"\n")[:-1] == expected
 
@@ -169,7 +220,7 @@ def test_a_python_combiner_reads_sorts_output(run_job, word_corpus, tmp_path, ca
         """)
     )
     manifest = run_job(spec, f"file://{word_corpus.folder}", f"file://{tmp_path}/out")
-    assert "sorted by key for the combiner by" in capfd.readouterr().err
+    assert "sorted for the combiner by" in capfd.readouterr().err
     assert output_counts(tmp_path / "out") == word_corpus.counts
     ours = manifest.counters["airflow-mapreduce"]
     assert ours["combine_output_records"] < ours["combine_input_records"]
@@ -189,7 +240,7 @@ def test_a_separator_sort_cannot_cut_uses_the_python_buffer(run_job, tmp_path, c
         """)
     )
     run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
-    assert "sorted by key for the combiner by" not in capfd.readouterr().err
+    assert "sorted for the combiner by" not in capfd.readouterr().err
     assert summed_output(tmp_path / "out", b"::", 1) == {b"a": 4, b"b": 2}
 
 
@@ -248,7 +299,7 @@ def test_a_failing_sort_fails_the_task_with_what_it_said(  # type: ignore[no-unt
     write_counts(tmp_path / "in")
     said = "sort: cannot create temporary file in '/full': No space left on device"
     broken = ["sh", "-c", f'head -c 100 >/dev/null; echo "{said}" >&2; exit 2']
-    monkeypatch.setattr(sort_command, "sort_argv", lambda fmt, budget, folder: broken)
+    monkeypatch.setattr(sort_command, "sort_argv", lambda *args, **kwargs: broken)
     spec = parse_job_text(
         job("mapper: {command: [cat]}\ncombiner: {command: [cat]}\nreducer: {command: [cat]}\n")
     )
@@ -257,6 +308,30 @@ def test_a_failing_sort_fails_the_task_with_what_it_said(  # type: ignore[no-unt
     message = str(failed.value)
     assert "sorting the map output failed" in message and "exited with code 2" in message
     assert said in message and "TMPDIR" in message
+    assert not list(private_tmp.glob("amr-sort-*"))
+
+
+def test_a_whole_line_sort_failing_at_the_switch_fails_the_task(  # type: ignore[no-untyped-def]
+    run_job, tmp_path, private_tmp, monkeypatch, capfd
+) -> None:
+    """The sort of whole lines fails only once its input ends, at the switch to sorting
+    by key: the task fails with what it said, and the sort by key is stopped."""
+    real = sort_command.sort_argv
+    failing = ["sh", "-c", "cat >/dev/null; echo 'whole lines: no' >&2; exit 3"]
+    monkeypatch.setattr(
+        sort_command,
+        "sort_argv",
+        lambda fmt, budget, folder, by_key: (
+            real(fmt, budget, folder, by_key) if by_key else failing
+        ),
+    )
+    write_counts(tmp_path / "in")
+    (tmp_path / "in" / "z.txt").write_bytes(b"w1\x01\t1\n")  # read after data.txt
+    spec = parse_job_text(identity_job())  # one map task: data.txt, then z.txt
+    with pytest.raises(TaskFailedError, match=r"(?s)exited with code 3.*whole lines: no"):
+        run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
+    assert "sorting by key from here on" in capfd.readouterr().err
+    assert children_named(sort_command.gnu_sort() or "sort") == []
     assert not list(private_tmp.glob("amr-sort-*"))
 
 

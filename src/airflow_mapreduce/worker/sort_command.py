@@ -8,13 +8,15 @@ worker's main cost when a mapper writes one line per word (word count: 18 M line
 reads, sort's output goes to the combiner, and only the combiner's output (usually a
 small fraction) reaches Python, where a PresortedLineBuffer partitions it: that output
 is usually in key order already, so only a combiner that reorders costs a sort there.
-GNU sort keeps to its share of the budget (`--buffer-size`), spilling sorted runs to a
-private temporary folder itself. Its share is a quarter: it sorts as
-fast with 4 MiB as with 64 (merging runs is cheap; small runs stay in the CPU caches),
-while the line buffer holds Python objects, which cost more per byte.
+Sort compares whole lines unless a line holds a byte below the separator (see
+SortedCombine). It keeps to its share of the budget (`--buffer-size`), spilling sorted
+runs to a private temporary folder itself. Its share is a quarter: it sorts as fast
+with 4 MiB as with 64 (merging runs is cheap; small runs stay in the CPU caches), while
+the line buffer holds Python objects, which cost more per byte.
 
-Two differences from the Python buffer, both within Hadoop's contract: the combiner runs
-once over the task's whole sorted output (not once per spill and partition), and
+Three differences from the Python buffer, all within Hadoop's contract: the combiner runs
+once over the task's whole sorted output (not once per spill and partition), a key's
+lines may reach it in another order than the mapper's, and
 `spills` counts only the spills of the combiner's output (sort's are its own).
 """
 
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import IO, Self
+from typing import IO, NoReturn, Self
 
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.worker import memory
@@ -60,16 +62,17 @@ def groups_by_sort(fmt: RecordFormat) -> bool:
     return gnu_sort() is not None and len(fmt.separator) == 1 and fmt.separator not in b"\n\0"
 
 
-def sort_argv(fmt: RecordFormat, budget: int, folder: str) -> list[str]:
+def sort_argv(fmt: RecordFormat, budget: int, folder: str, by_key: bool) -> list[str]:
+    """Whole lines in bytes order, or (by_key) keys cut by keys.RecordFormat's rule: the
+    line up to its key_fields-th separator, all of it when it has fewer."""
     path = gnu_sort()
     assert path is not None and groups_by_sort(fmt)
+    argv = [path]
+    if by_key:  # lines of a key keep the mapper's order (--stable)
+        separator = fmt.separator.decode("latin-1")
+        argv += [f"--field-separator={separator}", f"--key=1,{fmt.key_fields}", "--stable"]
     return [
-        path,
-        # Key: the line up to its key_fields-th separator, or all of it when it has fewer
-        # (keys.RecordFormat's rule). Lines of a key keep the mapper's order (--stable).
-        f"--field-separator={fmt.separator.decode('latin-1')}",
-        f"--key=1,{fmt.key_fields}",
-        "--stable",
+        *argv,
         f"--buffer-size={budget}b",
         f"--temporary-directory={folder}",
         # One thread: map tasks already run side by side, one per core.
@@ -77,10 +80,25 @@ def sort_argv(fmt: RecordFormat, budget: int, folder: str) -> list[str]:
     ]
 
 
+def bytes_at_or_above(separator: bytes) -> bytes:
+    """Every byte that can follow a key in a line without breaking whole-line order: the
+    separator and above (and the newline that ends each line)."""
+    return bytes(b for b in range(256) if b >= separator[0] or b == ord("\n"))
+
+
 class SortedCombine:
     """A map task's output buffer: `sort | combiner`, then a PresortedLineBuffer for the
     combiner's output. Together they keep to the budget: a quarter for sort, the rest for
-    the line buffer."""
+    the line buffer.
+
+    Sort compares whole lines while no line holds a byte below the separator (text never
+    does below TAB). Then whole-line order is key order with each key's lines together,
+    and sort does a third less work than when it cuts out keys; a key's lines come
+    ordered by value rather than as the mapper wrote them (an order Hadoop does not
+    define either). At the first line with such a byte, sorting goes on by key, what was
+    sorted so far passed on to the new sort: otherwise a line "k" (all key) and lines
+    "k<TAB>v" could have a line "k<0x01>..." between them.
+    """
 
     def __init__(
         self,
@@ -89,17 +107,23 @@ class SortedCombine:
         combine: Callable[[Iterator[bytes]], Iterator[list[bytes]]],
         spill_dir: str | None = None,
     ) -> None:
+        self.fmt = fmt
         self.combine = combine
         self.output = PresortedLineBuffer(fmt, budget - budget // 4, spill_dir=spill_dir)
         self.records = 0
         self.combine_input = 0
         self.combine_output = 0
+        self.by_key = False
         self._folder = tempfile.mkdtemp(prefix="amr-sort-", dir=spill_dir)
         self._sort_budget = budget // 4
-        self._argv = sort_argv(fmt, self._sort_budget, self._folder)
+        self._argv = sort_argv(fmt, self._sort_budget, self._folder, by_key=False)
+        self._safe_bytes = bytes_at_or_above(fmt.separator)
         self._sort: subprocess.Popen[bytes] | None = None
         self._watch: memory.CommandWatch | None = None
-        self._stderr: IO[bytes] | None = None
+        self._sorted_so_far: subprocess.Popen[bytes] | None = None  # while it is passed on
+        # What the sorts said, for a failure's message (closed by close(): a sort may
+        # outlive this call).
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
 
     @property
     def spills(self) -> int:
@@ -110,6 +134,8 @@ class SortedCombine:
         if not chunk:
             return
         self.records += chunk.count(b"\n")
+        if not self.by_key and chunk.translate(None, self._safe_bytes):
+            self._sort_by_key()
         stdin = self._started().stdin
         assert stdin is not None
         try:
@@ -138,10 +164,34 @@ class SortedCombine:
             self._failed()
         self._sort = None
 
+    def _sort_by_key(self) -> None:
+        self.by_key = True
+        self._argv = sort_argv(self.fmt, self._sort_budget, self._folder, by_key=True)
+        if self._sort is None:
+            return
+        earlier, watch = self._sort, self._watch
+        assert earlier.stdin is not None and earlier.stdout is not None and watch is not None
+        self._sort, self._watch, self._sorted_so_far = None, None, earlier
+        print(
+            "map output: a line holds a byte below the separator, so sorting whole lines "
+            "no longer keeps each key's lines together: sorting by key from here on",
+            file=sys.stderr,
+            flush=True,
+        )
+        later = self._started().stdin
+        assert later is not None
+        earlier.stdin.close()
+        try:
+            for chunk in _reads(earlier.stdout):
+                later.write(chunk)
+        except BrokenPipeError:
+            self._failed()
+        if watch.wait() != 0:
+            self._failed(earlier)
+        self._sorted_so_far = None
+
     def _started(self) -> subprocess.Popen[bytes]:
         if self._sort is None:
-            # (closed by close(): sort may outlive this call)
-            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
             env = {**os.environ, "LC_ALL": "C"}  # bytes order, whatever the locale
             self._sort = subprocess.Popen(
                 self._argv,
@@ -152,33 +202,38 @@ class SortedCombine:
             )
             self._watch = memory.CommandWatch(self._sort)
             print(
-                f"map output: sorted by key for the combiner by {self._argv[0]} (buffer "
+                f"map output: sorted for the combiner by {self._argv[0]}, "
+                f"{'by key' if self.by_key else 'whole lines'} (buffer "
                 f"{self._sort_budget / 2**20:.1f} MiB, temporary files in {self._folder})",
                 file=sys.stderr,
                 flush=True,
             )
         return self._sort
 
-    def _failed(self) -> None:
-        assert self._sort is not None and self._stderr is not None
-        self._sort.kill()
-        code = self._sort.wait()
-        self._sort = None
+    def _failed(self, culprit: subprocess.Popen[bytes] | None = None) -> NoReturn:
+        culprit = culprit or self._sort
+        assert culprit is not None
+        argv = culprit.args
+        self._stop()
+        code = culprit.wait()
         self._stderr.seek(0)
         said = self._stderr.read()[-STDERR_QUOTED:].decode("utf-8", "replace").strip()
         raise TaskFailedError(
-            f"sorting the map output failed: {self._argv} exited with code {code}: "
+            f"sorting the map output failed: {argv!r} exited with code {code}: "
             f"{said or '(no stderr output)'}. Its temporary files go to {self._folder} "
             "(the worker's TMPDIR): check that it has room for the map output."
         )
 
+    def _stop(self) -> None:
+        for sort in (self._sort, self._sorted_so_far):
+            if sort is not None:
+                sort.kill()
+                sort.wait()
+        self._sort = self._sorted_so_far = None
+
     def close(self) -> None:
-        if self._sort is not None:
-            self._sort.kill()
-            self._sort.wait()
-            self._sort = None
-        if self._stderr is not None:
-            self._stderr.close()
+        self._stop()
+        self._stderr.close()
         self.output.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
