@@ -397,6 +397,9 @@ def main() -> int:
         "--sort-buffer", help="memory.sort_buffer of the jobs (e.g. 8MiB; default: the job default)"
     )
     args = parser.parse_args()
+    # Commands find `python3` where the README's scripts put it (scripts/bootstrap.sh):
+    # the venv's bin first on PATH. Else a pyenv shim (a bash script) runs at every start.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
     corpus = args.cache / "corpus"
     source = build_corpus(corpus, args.mib * 1_000_000)
