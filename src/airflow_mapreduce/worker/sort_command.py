@@ -120,7 +120,6 @@ class SortedCombine:
         self._safe_bytes = bytes_at_or_above(fmt.separator)
         self._sort: subprocess.Popen[bytes] | None = None
         self._watch: memory.CommandWatch | None = None
-        self._sorted_so_far: subprocess.Popen[bytes] | None = None  # while it is passed on
         # What the sorts said, for a failure's message (closed by close(): a sort may
         # outlive this call).
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -166,29 +165,29 @@ class SortedCombine:
 
     def _sort_by_key(self) -> None:
         self.by_key = True
-        self._argv = sort_argv(self.fmt, self._sort_budget, self._folder, by_key=True)
+        by_key = sort_argv(self.fmt, self._sort_budget, self._folder, by_key=True)
         if self._sort is None:
+            self._argv = by_key
             return
-        earlier, watch = self._sort, self._watch
-        assert earlier.stdin is not None and earlier.stdout is not None and watch is not None
-        self._sort, self._watch, self._sorted_so_far = None, None, earlier
         print(
             "map output: a line holds a byte below the separator, so sorting whole lines "
             "no longer keeps each key's lines together: sorting by key from here on",
             file=sys.stderr,
             flush=True,
         )
-        later = self._started().stdin
-        assert later is not None
+        # What was sorted so far goes to a file first, so that one sort at a time holds
+        # its share of the budget; the sort by key reads it, then the rest from stdin.
+        earlier, watch = self._sort, self._watch
+        assert earlier.stdin is not None and earlier.stdout is not None and watch is not None
         earlier.stdin.close()
-        try:
+        so_far = os.path.join(self._folder, "sorted-so-far")
+        with open(so_far, "wb") as f:
             for chunk in _reads(earlier.stdout):
-                later.write(chunk)
-        except BrokenPipeError:
-            self._failed()
+                f.write(chunk)
         if watch.wait() != 0:
-            self._failed(earlier)
-        self._sorted_so_far = None
+            self._failed()
+        self._sort, self._argv = None, [*by_key, so_far, "-"]
+        self._started()
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._sort is None:
@@ -210,29 +209,24 @@ class SortedCombine:
             )
         return self._sort
 
-    def _failed(self, culprit: subprocess.Popen[bytes] | None = None) -> NoReturn:
-        culprit = culprit or self._sort
-        assert culprit is not None
-        argv = culprit.args
-        self._stop()
-        code = culprit.wait()
+    def _failed(self) -> NoReturn:
+        assert self._sort is not None
+        self._sort.kill()
+        code = self._sort.wait()
+        self._sort = None
         self._stderr.seek(0)
         said = self._stderr.read()[-STDERR_QUOTED:].decode("utf-8", "replace").strip()
         raise TaskFailedError(
-            f"sorting the map output failed: {argv!r} exited with code {code}: "
+            f"sorting the map output failed: {self._argv} exited with code {code}: "
             f"{said or '(no stderr output)'}. Its temporary files go to {self._folder} "
             "(the worker's TMPDIR): check that it has room for the map output."
         )
 
-    def _stop(self) -> None:
-        for sort in (self._sort, self._sorted_so_far):
-            if sort is not None:
-                sort.kill()
-                sort.wait()
-        self._sort = self._sorted_so_far = None
-
     def close(self) -> None:
-        self._stop()
+        if self._sort is not None:
+            self._sort.kill()
+            self._sort.wait()
+            self._sort = None
         self._stderr.close()
         self.output.close()
         shutil.rmtree(self._folder, ignore_errors=True)
