@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
@@ -72,8 +71,7 @@ def main() -> int:
         sys.exit("needs `perf` (Debian: apt-get install linux-perf)")
     if not path.exists():
         sys.exit(f"{path} not found: run bench/wordcount_bench.py first to build the corpus")
-    # As in wordcount_bench: commands find python3 in the venv's bin first on PATH.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    bench.commands_use_this_venv()
     for run in range(args.runs):
         processes = measure(args.label, path)
         total = sum(n for _, n in processes)

@@ -243,6 +243,12 @@ def _pipe(command_and_output: tuple[str, Path]) -> float:
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
+def commands_use_this_venv() -> None:
+    """Commands find `python3` where the README's scripts put it (scripts/bootstrap.sh):
+    the venv's bin first on PATH. Else a pyenv shim (a bash script) runs at every start."""
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+
+
 def _init_worker(task_log: Path | None = None) -> None:
     os.chdir(DAGS)  # relative commands and modules resolve in dags/, as for the local backend
     sys.path.insert(0, str(DAGS))
@@ -397,9 +403,7 @@ def main() -> int:
         "--sort-buffer", help="memory.sort_buffer of the jobs (e.g. 8MiB; default: the job default)"
     )
     args = parser.parse_args()
-    # Commands find `python3` where the README's scripts put it (scripts/bootstrap.sh):
-    # the venv's bin first on PATH. Else a pyenv shim (a bash script) runs at every start.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    commands_use_this_venv()
 
     corpus = args.cache / "corpus"
     source = build_corpus(corpus, args.mib * 1_000_000)

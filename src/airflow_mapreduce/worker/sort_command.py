@@ -148,11 +148,12 @@ class SortedCombine:
 
     def partitions(self) -> Iterator[tuple[int, Iterator[bytes]]]:
         if self._sort is not None:
-            self._combine_sorted(self._sort)
+            self._combine_sorted()
         return self.output.partitions()
 
-    def _combine_sorted(self, sort: subprocess.Popen[bytes]) -> None:
-        assert sort.stdin is not None and sort.stdout is not None
+    def _combine_sorted(self) -> None:
+        sort = self._sort
+        assert sort is not None and sort.stdin is not None and sort.stdout is not None
         sort.stdin.close()
         self.combine_input = self.records
         for lines in self.combine(_reads(sort.stdout)):
