@@ -20,7 +20,7 @@ from tests.worker.test_sort_buffers import SMALL, check_partitions, drained
 from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.callables import ReduceBy
-from airflow_mapreduce.worker.fold import fold_sorted_blocks, json_groups
+from airflow_mapreduce.worker.fold import fold_sorted_blocks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, PairBuffer
@@ -267,20 +267,22 @@ def test_the_generic_fold_goes_left_to_right() -> None:
 def test_columns_are_written_as_the_same_pairs_would_be(
     output: str, keys: list[Any], values: list[Any]
 ) -> None:
-    """write_columns (the reduce_by output path) writes the bytes write_pairs writes, C
-    loops or not, after whatever was written before."""
+    """write_columns (the reduce_by output path) and write_pair_list (a Python reducer's)
+    write the bytes write_pairs writes, C loops or not, after whatever was written before."""
     written = []
-    for write in ("pairs", "columns"):
+    for write in ("pairs", "columns", "pair list"):
         out = io.BytesIO()
         writer = PartWriter(out, output, b"\t")
         writer.write_pairs([("first", 0)])
         if write == "pairs":
             writer.write_pairs(zip(keys, values, strict=True))
-        else:
+        elif write == "columns":
             writer.write_columns(keys, values)
+        else:
+            writer.write_pair_list(list(zip(keys, values, strict=True)))
         writer.flush()
         written.append((out.getvalue(), writer.records, writer.bytes))
-    assert written[0] == written[1]
+    assert written[0] == written[1] == written[2]
     assert written[0][1] == len(keys) + 1 and written[0][2] == len(written[0][0])
 
 
@@ -289,24 +291,6 @@ def test_sort_buffer_names_the_key_whose_folded_value_is_no_json() -> None:
     buffer.add_pairs([("a", 1), ("b", {1}), ("b", {2})])
     with pytest.raises(RecordError, match=r"combiner m:f folded key 'b' into \{1, 2\}, which"):
         drained(buffer)
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_python_reducers_get_each_keys_values_in_order_however_blocks_are_cut(seed: int) -> None:
-    """The generic reduce side (json_groups, decoding a block at a time): each key once,
-    in the shuffle's order, with all its values decoded and in order, even when they run
-    over many blocks."""
-    rng = random.Random(seed)
-    pairs = [(rng.choice(KEYS[:6] if rng.random() < 0.3 else KEYS), rng.choice([1, "v", [2], 2.5]))
-             for _ in range(10_000)]  # fmt: skip
-    groups = [(key, list(values))
-              for key, values in json_groups(random_blocks(rng, sorted_lines(pairs)))]  # fmt: skip
-    raws = [encode(key) for key, _ in groups]
-    assert raws == sorted(set(raws))
-    expected: dict[bytes, list[Any]] = {}
-    for key, value in pairs:
-        expected.setdefault(encode(key), []).append(json.loads(encode(value)))
-    assert {encode(key): values for key, values in groups} == expected
 
 
 @pytest.mark.parametrize("output", ["text", "jsonlines"])

@@ -229,6 +229,72 @@ def test_a_failing_combiner_names_its_key() -> None:
         drained(buffer)
 
 
+@pytest.mark.parametrize("emits", ["a sum per key", "any pairs"])
+def test_pair_buffer_combiner_may_emit_any_number_of_pairs_under_any_keys(emits: str) -> None:
+    """Keys over several of the drain's map() chunks, str keys and others: what comes
+    out is, per key, what a plain loop calling the combiner on each group gives, in key
+    order, each key in one partition."""
+    rng = random.Random(11)
+    keys: list[Any] = [f"k{i}" for i in range(6_000)] + [7, None, [1, "x"]]
+    pairs = [(rng.choice(keys), rng.randrange(5)) for _ in range(40_000)]
+
+    def combiner(key: Any, values: Iterator[int]) -> Iterator[Any]:
+        kept = list(values)
+        kind = sum(kept) % 4 if emits == "any pairs" else 3
+        if kind == 1:
+            yield key, kept[0]
+        elif kind == 2:
+            yield [key, len(kept)]  # a two-item list is a pair too
+            yield "moved", kept  # another key, a non-int value
+        elif kind == 3:
+            yield key, sum(kept)
+
+    groups: dict[bytes, tuple[Any, list[int]]] = {}
+    for key, value in pairs:
+        groups.setdefault(shuffle_json(key), (key, []))[1].append(value)
+    expected = collections.Counter(
+        shuffle_json(k) + b"\t" + shuffle_json(v)
+        for key, values in groups.values()
+        for k, v in combiner(key, iter(values))
+    )
+    fmt = RecordFormat(num_partitions=3, lines_sort_as_keys=True)
+    buffer = PairBuffer(fmt, 64 * 1024**2, combiner)
+    buffer.add_pairs(pairs)
+    parts = drained(buffer)
+    assert collections.Counter(line for ls in parts.values() for line in ls) == expected
+    check_partitions(parts, lambda line: line.split(b"\t")[0])
+    assert buffer.combine_input == len(pairs)
+    assert buffer.combine_output == sum(expected.values())
+
+
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        ("raise", r"combiner m:f raised ValueError\('no'\) on key 'k5000'"),
+        ("no pair", r"combiner m:f yielded 'k5000': a combiner yields \(key, value\) pairs"),
+        ("no json", r"combiner m:f emitted \{1\} for key 'k5000', which the shuffle cannot"),
+        ("no json key", r"combiner m:f emitted key frozenset\(\{'k5000'\}\), which the shuffle"),
+    ],
+)
+def test_what_a_combiner_gets_wrong_is_named_with_its_key(output: str, error: str) -> None:
+    def combiner(key: str, values: Iterator[int]) -> Iterator[Any]:
+        if key != "k5000":
+            yield key, sum(values)
+        elif output == "raise":
+            raise ValueError("no")
+        elif output == "no pair":
+            yield key
+        elif output == "no json":
+            yield key, {1}
+        else:
+            yield frozenset([key]), 1
+
+    buffer = PairBuffer(RecordFormat(), 64 * 1024**2, combiner, "combiner m:f")
+    buffer.add_pairs([(f"k{i}", 1) for i in range(6_000)])
+    with pytest.raises(RecordError, match=error):
+        drained(buffer)
+
+
 def test_a_mapper_yielding_non_pairs_is_not_mistaken_for_an_unhashable_key() -> None:
     buffer = PairBuffer(RecordFormat(lines_sort_as_keys=True), SMALL)
     with pytest.raises(TypeError, match="unpack"):
@@ -240,6 +306,9 @@ class _BrokenWriter:
     def write_pairs(self, pairs: Iterator[tuple[Any, Any]]) -> None:
         for _ in pairs:
             raise OSError("disk full")
+
+    def write_pair_list(self, pairs: list[tuple[Any, Any]]) -> None:
+        self.write_pairs(iter(pairs))
 
 
 def test_reduce_errors_name_the_key_and_writer_errors_stay_the_writers(

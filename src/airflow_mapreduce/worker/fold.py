@@ -1,9 +1,9 @@
 """The reduce side of JSON-codec records (all-Python jobs), a block at a time.
 
-Python reducers get their groups from json_groups: keys and values decoded by one
-json.loads per block, not one decode call per record.
+Python reducers are called by reduce_sorted_blocks: keys and values decoded by one
+json.loads per block, groups cut by C loops, the reducer called by map().
 
-A Python reducer costs a call, a generator and a decode per key. A reduce_by function
+A Python reducer costs a call and a generator per key. A reduce_by function
 needs none of that: each block of merged lines is split into keys and values with one
 join and one split, its values decoded by one json.loads, its groups found by comparing
 neighbouring keys, all in C loops. A key with one value (most keys, after a combiner) is
@@ -14,6 +14,7 @@ so a key with more values than memory holds is fine.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -25,7 +26,9 @@ from airflow_mapreduce.errors import RecordError, raised_on_key
 from airflow_mapreduce.worker.codec import decode_json
 
 Merge = Callable[[Any, Any], Any]
+Reducer = Callable[[Any, Iterator[Any]], Iterable[Any]]
 _NO_KEY = object()
+OUTPUT_CHUNK = 4096
 _ONES = itertools.repeat(1)
 
 
@@ -82,23 +85,88 @@ def fold_sorted_blocks(
         yield [decode_json(carry_raw)], [carry_value]
 
 
-def json_groups(blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Iterator[Any]]]:
-    """(key, iterator of its values) for key-sorted JSON-codec lines given in blocks, for
-    a Python reducer: keys and values decoded a block at a time, groups cut by
-    itertools.groupby on the encoded key, values streaming across blocks."""
-    records = itertools.chain.from_iterable(map(_decoded, blocks))
-    for _, group in itertools.groupby(records, _RAW_KEY):
-        _, key, value = next(group)
-        yield key, itertools.chain((value,), map(_VALUE, group))  # noqa: B031 (once: the rest)
+def reduce_sorted_blocks(
+    blocks: Iterable[list[bytes]], reducer: Reducer, name: str
+) -> Iterator[list[Any]]:
+    """A Python reducer's output, a list per block, for key-sorted JSON-codec lines given
+    in blocks: reducer(key, iterator of its values) once per key, in the shuffle's order.
+
+    The groups that end inside a block are cut by C loops and the reducer is called on
+    each by map(): the Python work per key is the reducer's own. A block's last group may
+    go on into later blocks: its values stream (_KeyTail), so a key with more values than
+    memory holds is fine. `name` says whose error it is (e.g. reducer m:f)."""
+    source = iter(blocks)
+    pending: tuple[list[bytes], list[Any]] | None = None
+    while True:
+        if pending is None:
+            block = next(source, None)
+            if block is None:
+                return
+            if not block:
+                continue
+            raws, values = _columns(block)
+        else:
+            (raws, values), pending = pending, None
+        starts = list(
+            itertools.compress(itertools.count(), map(operator.ne, raws, [_NO_KEY, *raws]))
+        )
+        last = starts.pop()
+        if starts:
+            keys = _decode_all(list(map(raws.__getitem__, starts)))
+            slices = map(slice, starts, [*starts[1:], last])
+            yield _called(reducer, keys, map(iter, map(values.__getitem__, slices)), name)
+        tail = _KeyTail(raws[last], values[last:], source)
+        tail_values = iter(tail)
+        yield from _streamed(reducer, decode_json(raws[last]), tail_values, name)
+        collections.deque(tail_values, maxlen=0)  # values the reducer left unread
+        pending = tail.rest
 
 
-_RAW_KEY, _VALUE = operator.itemgetter(0), operator.itemgetter(2)
+class _KeyTail:
+    """The values of a block's last key: those in the block, then those that open the
+    next blocks, read as the reducer asks for them. `rest` is what follows the key in
+    the block where it ends (None when the blocks ran out)."""
+
+    def __init__(self, raw: bytes, values: list[Any], blocks: Iterator[list[bytes]]) -> None:
+        self.raw, self.values, self.blocks = raw, values, blocks
+        self.rest: tuple[list[bytes], list[Any]] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self.values
+        for block in self.blocks:
+            if not block:
+                continue
+            raws, values = _columns(block)
+            others = map(operator.ne, raws, itertools.repeat(self.raw))
+            end = next(itertools.compress(itertools.count(), others), len(raws))
+            yield from values[:end]
+            if end < len(raws):
+                self.rest = raws[end:], values[end:]
+                return
 
 
-def _decoded(block: list[bytes]) -> Iterator[tuple[bytes, Any, Any]]:
-    """(encoded key, key, value) of each line of a block."""
-    raws, values = _columns(block)
-    return zip(raws, _decode_all(raws), values, strict=True)
+def _streamed(reducer: Reducer, key: Any, values: Iterator[Any], name: str) -> Iterator[list[Any]]:
+    """reducer(key, values) for one key whose values may be many: its output in lists of
+    OUTPUT_CHUNK items, as it comes (a reducer may write an item per value)."""
+    try:
+        output = iter(reducer(key, values))
+        while chunk := list(itertools.islice(output, OUTPUT_CHUNK)):
+            yield chunk
+    except Exception as exc:
+        raise raised_on_key(name, exc, key) from exc
+
+
+def _called(
+    reducer: Reducer, keys: list[Any], groups: Iterator[Iterator[Any]], name: str
+) -> list[Any]:
+    """reducer(key, values) for each key and its group, outputs joined in one list (no
+    list per key: objects that outlive a call make the garbage collector walk the heap)."""
+    pending = iter(keys)
+    try:
+        return list(itertools.chain.from_iterable(map(reducer, pending, groups)))
+    except Exception as exc:  # map took the failing key last: what is left comes after it
+        failed = keys[len(keys) - operator.length_hint(pending) - 1]
+        raise raised_on_key(name, exc, failed) from exc
 
 
 def _columns(block: list[bytes]) -> tuple[list[bytes], list[Any]]:

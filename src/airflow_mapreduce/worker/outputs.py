@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import itertools
 import json
+import operator
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -14,6 +15,8 @@ from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.spec.dataplane import FormatSettings
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.codec import _text, decode_text
+
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 
 SUFFIXES = {"gzip": ".gz", "bz2": ".bz2", "zstd": ".zst"}
 BATCH = 1 << 16
@@ -77,6 +80,13 @@ class PartWriter:
         finally:
             self._size = size
             self.records += records
+
+    def write_pair_list(self, pairs: list[Any]) -> None:
+        """write_pairs for a list: pairs as tuples go through write_columns' C loops."""
+        if set(map(type, pairs)) == {tuple} and set(map(len, pairs)) == {2}:
+            self.write_columns(list(map(_FIRST, pairs)), list(map(_SECOND, pairs)))
+        else:
+            self.write_pairs(pairs)
 
     def write_columns(self, keys: list[Any], values: list[Any]) -> None:
         """write_pairs for keys and values given as two lists. The common text output,

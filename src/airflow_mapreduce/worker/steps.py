@@ -23,7 +23,7 @@ from airflow_mapreduce.worker import context
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import ReduceBy, load_callable
 from airflow_mapreduce.worker.codec import Codec, decode_text, encode_json
-from airflow_mapreduce.worker.fold import fold_sorted_blocks, json_groups
+from airflow_mapreduce.worker.fold import fold_sorted_blocks, reduce_sorted_blocks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
@@ -250,33 +250,37 @@ class Step:
             name = f"{self.role} {self.spec.python}"
             for keys, values in fold_sorted_blocks(blocks, self.merge, name):
                 writer.write_columns(keys, values)
+        elif self.codec.kind == "json":
+            for pairs in self._reduced_blocks(blocks):
+                writer.write_pair_list(pairs)
         else:
             writer.write_pairs(self._reduce_pairs(blocks))
+
+    def _reduced_blocks(self, blocks: Iterable[list[bytes]]) -> Iterator[list[Any]]:
+        """A Python reducer's (or combiner's) output for key-sorted JSON-codec lines, a
+        list at a time (worker/fold.py). Only its own errors are named against a key."""
+        assert self.function is not None
+        return reduce_sorted_blocks(blocks, self.function, f"{self.role} {self.spec.python}")
 
     def _reduce_pairs(self, blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Any]]:
         """The reducer's (or Python combiner's) pairs for key-sorted record lines, given
         as blocks of lines. Only its own errors are named against a key: the writer's
         are not raised in here."""
+        if self.codec.kind == "json":
+            yield from itertools.chain.from_iterable(self._reduced_blocks(blocks))
+            return
         function = self.function
         assert function is not None
-        groups = _Current(self._groups(blocks))
+        lines = itertools.chain.from_iterable(blocks)
+        groups = _Current(self._text_groups(lines))
         try:  # one chain of C iterators; the Python work left is the reducer's own
             yield from itertools.chain.from_iterable(itertools.starmap(function, groups))
         except Exception as exc:
             raise raised_on_key(f"{self.role} {self.spec.python}", exc, groups.key) from exc
 
-    def _groups(self, blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Iterator[Any]]]:
-        """(decoded key, iterator of its decoded values) for key-sorted record lines.
-
-        Values stream: a key with more values than memory holds is fine. The per-record
-        work is chained C iterators (partition, groupby, itemgetter, map); JSON keys and
-        values are decoded a block at a time (worker/fold.py), raw text not at all.
-        """
-        if self.codec.kind == "json":
-            return json_groups(blocks)
-        return self._text_groups(itertools.chain.from_iterable(blocks))
-
     def _text_groups(self, lines: Iterable[bytes]) -> Iterator[tuple[Any, Iterator[Any]]]:
+        """(decoded key, iterator of its decoded values) for key-sorted text-codec lines:
+        values stream, a key with more values than memory holds is fine."""
         decode, decode_all = self.codec.decode, functools.partial(map, decode_text)
         if self.fmt.key_fields == 1:
             fields: Iterator[Any] = map(
