@@ -26,8 +26,6 @@ from airflow_mapreduce.worker.keys import TAB, RecordFormat
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 
 Pairs = Iterable[tuple[Any, Any]]
-# One batch added: (pairs, bytes to charge beyond what the loop charged, pairs left or None).
-_Batch = tuple[int, int, "Iterator[tuple[Any, Any]] | None"]
 Combiner = Callable[[Any, Iterator[Any]], Pairs]
 Merge = Callable[[Any, Any], Any]
 _MISSING = object()
@@ -62,15 +60,14 @@ class PairBuffer(MapOutputBuffer):
         self._drained_records = 0
 
     def add_pairs(self, pairs: Pairs) -> None:
-        rest: Iterator[tuple[Any, Any]] | None = iter(pairs)
-        while rest is not None:
-            if self.merge is not None:
-                add = self._merge_encoded if self._encoded_keys else self._merge_str_keyed
-            else:
-                add = self._add_encoded if self._encoded_keys else self._add_str_keyed
-            added, charge, rest = add(rest)
-            self.records += added
-            self.used += charge
+        for chunk in _chunks(pairs):
+            while chunk:  # more than once only at the switch to encoded keys
+                if self._encoded_keys:
+                    added = self._add_encoded(chunk)
+                else:
+                    added = self._add_str_keyed(chunk)
+                self.records += added
+                del chunk[:added]
             if self.used > self.budget:
                 self.spill()
 
@@ -99,126 +96,93 @@ class PairBuffer(MapOutputBuffer):
         groups.update(zip(new_keys, compress(values, fresh), strict=True))
         self.records += len(keys)
         self.used += sum(map(sys.getsizeof, new_keys)) + KEY_OVERHEAD * len(new_keys)
-        if set(map(type, values)) != {int}:  # as in _merge_str_keyed: ints cost nothing
+        if set(map(type, values)) != {int}:  # as in _charge: folded ints cost nothing
             self.used += sum(_size(v) for v in values if type(v) is not int)
         if self.used > self.budget:
             self.spill()
 
-    def _add_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
-        """Up to CHECK_EVERY pairs: (how many, bytes left to charge, the pairs left or
-        None). New keys and non-int values are charged here; ints cost 0 (shared) or ~28
-        bytes each, so one sample of them is close enough and keeps the loop lean."""
-        groups = self._groups
-        get = groups.get
-        count, key, value, charged, others, last_int = 0, None, None, 0, 0, 0
-        switch = False  # a key that is no str: from it on, the buffer keys by encoded bytes
+    def _add_str_keyed(self, chunk: list[tuple[Any, Any]]) -> int:
+        """Adds the chunk's pairs up to the first whose key is no str, and from then on the
+        buffer keys by encoded bytes; returns how many it added. The loop does only the
+        dict work, the one Python step per pair no grouping avoids: sizes are charged
+        after it by C loops over the new keys and the values."""
+        groups, merge, fresh = self._groups, self.merge, list[str]()
+        get, new_key = groups.get, fresh.append
+        key: Any = None
+        switch = False
         try:
-            for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
-                held = get(key)
-                if held is not None:
-                    held.append(value)
-                elif type(key) is str:
-                    groups[key] = [value]
-                    # getsizeof costs 7x a len(): for ASCII (a flag test) the size is known
-                    size = len(key) + ASCII_STR if key.isascii() else sys.getsizeof(key)
-                    charged += size + KEY_OVERHEAD
-                else:
-                    switch = True
-                    break
-                if type(value) is int:
-                    last_int = value
-                else:
-                    others += 1
-                    charged += _size(value)
+            if merge is None:
+                for key, value in chunk:
+                    held = get(key)
+                    if held is not None:
+                        held.append(value)
+                    elif type(key) is str:
+                        groups[key] = [value]
+                        new_key(key)
+                    else:
+                        switch = True
+                        break
+            else:  # a reduce_by combiner: a key's value is folded in place
+                for key, value in chunk:
+                    held = get(key, _MISSING)
+                    if held is not _MISSING:
+                        groups[key] = self._folded(merge, held, key, value)
+                    elif type(key) is str:
+                        groups[key] = value
+                        new_key(key)
+                    else:
+                        switch = True
+                        break
         except TypeError:
             if _hashable(key):
                 raise  # not ours: e.g. the mapper yielded something other than a pair
             switch = True
-        finally:
-            self.used += charged
-        if not switch:
-            rest = it if count == CHECK_EVERY else None
-            return count, _list_charge(count, count - others, last_int), rest
-        count -= 1  # the pair that needs encoded keys (zip counted it) goes first after
-        return count, _list_charge(count, count - others, last_int), self._switch(key, value, it)
+        added = _index_of_key(chunk, key) if switch else len(chunk)
+        if all(map(str.isascii, fresh)):  # getsizeof costs 7x a len(): ASCII sizes are known
+            key_bytes = sum(map(len, fresh)) + ASCII_STR * len(fresh)
+        else:
+            key_bytes = sum(map(sys.getsizeof, fresh))
+        self._charge(key_bytes, len(fresh), chunk[:added] if switch else chunk)
+        if switch:
+            self._groups = {encode_json(k): held for k, held in groups.items()}
+            self._encoded_keys = True
+        return added
 
-    def _switch(
-        self, key: Any, value: Any, it: Iterator[tuple[Any, Any]]
-    ) -> Iterator[tuple[Any, Any]]:
-        """Re-key the buffer by encoded keys; the pairs left, starting with (key, value)."""
-        self._groups = {encode_json(k): held for k, held in self._groups.items()}
-        self._encoded_keys = True
-        return itertools.chain([(key, value)], it)
-
-    def _add_encoded(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
-        groups = self._groups
-        get = groups.get
-        count, charged, others, last_int = 0, 0, 0, 0
-        for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
+    def _add_encoded(self, chunk: list[tuple[Any, Any]]) -> int:
+        """_add_str_keyed for a buffer keyed by encoded bytes (it takes every pair)."""
+        groups, merge, fresh = self._groups, self.merge, list[bytes]()
+        get, new_key = groups.get, fresh.append
+        for key, value in chunk:
             raw = encode_json(key)
-            held = get(raw)
-            if held is None:
-                groups[raw] = [value]
-                charged += sys.getsizeof(raw) + KEY_OVERHEAD
-            else:
-                held.append(value)
-            if type(value) is int:
-                last_int = value
-            else:
-                others += 1
-                charged += _size(value)
-        self.used += charged
-        rest = it if count == CHECK_EVERY else None
-        return count, _list_charge(count, count - others, last_int), rest
-
-    def _merge_str_keyed(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
-        """_add_str_keyed for a reduce_by combiner: a key's value is folded in place."""
-        groups = self._groups
-        get, merge = groups.get, self.merge
-        assert merge is not None
-        count, key, value, charged = 0, None, None, 0
-        switch = False
-        try:
-            for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
-                held = get(key, _MISSING)
-                if held is not _MISSING:
-                    groups[key] = self._folded(merge, held, key, value)
-                elif type(key) is str:
-                    groups[key] = value
-                    size = len(key) + ASCII_STR if key.isascii() else sys.getsizeof(key)
-                    charged += size + KEY_OVERHEAD
+            if merge is None:
+                held = get(raw)
+                if held is None:
+                    groups[raw] = [value]
+                    new_key(raw)
                 else:
-                    switch = True
-                    break
-                if type(value) is not int:  # a folded value may grow by about this much
-                    charged += _size(value)
-        except TypeError:
-            if _hashable(key):
-                raise
-            switch = True
-        finally:
-            self.used += charged
-        if not switch:
-            return count, 0, it if count == CHECK_EVERY else None
-        return count - 1, 0, self._switch(key, value, it)
-
-    def _merge_encoded(self, it: Iterator[tuple[Any, Any]]) -> _Batch:
-        groups = self._groups
-        get, merge = groups.get, self.merge
-        assert merge is not None
-        count, charged = 0, 0
-        for count, (key, value) in zip(range(1, CHECK_EVERY + 1), it, strict=False):  # noqa: B007 (read after)
-            raw = encode_json(key)
-            held = get(raw, _MISSING)
-            if held is _MISSING:
+                    held.append(value)
+            elif (held := get(raw, _MISSING)) is _MISSING:
                 groups[raw] = value
-                charged += sys.getsizeof(raw) + KEY_OVERHEAD + _size(value)
+                new_key(raw)
             else:
                 groups[raw] = self._folded(merge, held, key, value)
-                if type(value) is not int:
-                    charged += _size(value)
-        self.used += charged
-        return count, 0, it if count == CHECK_EVERY else None
+        self._charge(sum(map(sys.getsizeof, fresh)), len(fresh), chunk)
+        return len(chunk)
+
+    def _charge(self, key_bytes: int, new_keys: int, pairs: list[tuple[Any, Any]]) -> None:
+        """Charges what adding `pairs` holds beyond the key objects (key_bytes): each new
+        key's dict entry, and the values. Small ints cost nothing (shared); when every value
+        is an int, one of them stands for all. A reduce_by combiner holds one folded value
+        per key: an int stays an int, another value may grow by about the value's size."""
+        values = list(map(_SECOND, pairs))
+        all_ints = set(map(type, values)) == {int}
+        if self.merge is not None:
+            value_bytes = 0 if all_ints else sum(_size(v) for v in values if type(v) is not int)
+        elif all_ints:
+            value_bytes = (VALUE_SLOT + _size(values[-1])) * len(values)
+        else:
+            value_bytes = VALUE_SLOT * len(values) + sum(map(_size, values))
+        self.used += key_bytes + KEY_OVERHEAD * new_keys + value_bytes
 
     def _folded(self, merge: Merge, held: Any, key: Any, value: Any) -> Any:
         try:
@@ -369,10 +333,22 @@ class _Emitted:
 _UTF8, _SURROGATEESCAPE = itertools.repeat("utf-8"), itertools.repeat("surrogateescape")
 
 
-def _list_charge(added: int, ints: int, last_int: int) -> int:
-    """Bytes of `added` values held in lists that their loop did not charge: the list
-    slots, and the int values (sampled: 0 for small shared ints, ~28 bytes otherwise)."""
-    return added * VALUE_SLOT + ints * _size(last_int)
+def _chunks(pairs: Pairs) -> Iterator[list[tuple[Any, Any]]]:
+    """Pairs in lists of up to CHECK_EVERY, new lists the buffer may cut (a mapper's batch
+    of pairs is sliced, anything else read by islice)."""
+    if isinstance(pairs, list):
+        for start in range(0, len(pairs), CHECK_EVERY):
+            yield pairs[start : start + CHECK_EVERY]
+        return
+    it = iter(pairs)
+    while chunk := list(itertools.islice(it, CHECK_EVERY)):
+        yield chunk
+
+
+def _index_of_key(chunk: list[tuple[Any, Any]], key: Any) -> int:
+    """Where the first pair with this very key object is: the pair the buffer switched to
+    encoded keys at (no pair before it had that key, or the switch would have come there)."""
+    return next(index for index, pair in enumerate(chunk) if pair[0] is key)
 
 
 def _hashable(key: Any) -> bool:

@@ -14,9 +14,10 @@ def run_task(spec_uri: str, files: FileSystems | None = None) -> TaskManifest:
     files = files or FileSystems()
     spec = read_task_spec(files, spec_uri)
     memory.start_task()
-    if isinstance(spec, MapTaskSpec):
-        return run_map_task(files, spec)
-    return run_reduce_task(files, spec)
+    with memory.fewer_collections():
+        if isinstance(spec, MapTaskSpec):
+            return run_map_task(files, spec)
+        return run_reduce_task(files, spec)
 
 
 def task_summary(manifest: TaskManifest) -> str:
