@@ -149,8 +149,10 @@ def _callables_reduce(outputs: list[list[tuple[str, object]]]) -> dict[str, int]
 
 def mapper_floor(folder: Path, pool: ProcessPoolExecutor) -> collections.Counter[str]:
     """(b floor) Only what no runner of mrjob-style callables can skip: every line through
-    mapper() and each pair into a dict of lists (no combiner, sort, shuffle or output).
-    Twice the Counter's time is all two cores have for a 1.0x target."""
+    mapper() and each pair into a dict of lists (no combiner, sort, shuffle or output),
+    with the garbage collector as the worker sets it (collecting at Python's default
+    would add work a runner can skip). Twice the Counter's time is all two cores have
+    for a 1.0x target."""
     counts: collections.Counter[str] = collections.Counter()
     for groups in pool.map(_mapper_groups, sorted(folder.glob("*.txt"))):
         counts.update(groups)
@@ -158,6 +160,13 @@ def mapper_floor(folder: Path, pool: ProcessPoolExecutor) -> collections.Counter
 
 
 def _mapper_groups(path: Path) -> dict[str, int]:
+    from airflow_mapreduce.worker.memory import fewer_collections
+
+    with fewer_collections():
+        return _mapper_groups_counted(path)
+
+
+def _mapper_groups_counted(path: Path) -> dict[str, int]:
     from mapreduce_jobs.wordcount_callables import mapper
 
     with path.open(encoding="utf-8", errors="surrogateescape", newline="\n") as f:
