@@ -89,17 +89,23 @@ def test_run_without_airflow_counts_like_counter(word_corpus, tmp_path: Path) ->
 
 
 def test_run_stops_at_a_failing_task_and_quotes_it(tmp_path: Path) -> None:
-    (tmp_path / "in.txt").write_text("a\n")
+    (tmp_path / "in").mkdir()
+    for name in "abc":  # map tasks for one worker: all but the first queued behind it
+        (tmp_path / "in" / f"{name}.txt").write_text("a\n" * 1000)
     job = tmp_path / "broken.yaml"
     job.write_text(
-        "dag_id: broken\ninput: {uri: in.txt}\noutput: out\nreducers: 1\n"
+        "dag_id: broken\ninput: {uri: in, split_size: 1KiB}\noutput: out\nreducers: 1\n"
         "mapper: {command: [python3, -c, \"import sys; sys.exit('no such table: words')\"]}\n"
         "reducer: {command: [cat]}\n"
     )
-    result = runner.invoke(app, ["run", str(job), "--work", str(tmp_path / "scratch")])
-    assert result.exit_code == 1
+    result = runner.invoke(
+        app, ["run", str(job), "--work", str(tmp_path / "scratch"), "--workers", "1"]
+    )
+    assert "into 6 map task(s)" in result.stdout  # 2 KB files, 1 KiB splits
+    assert result.exit_code == 1, result.output
     assert "FAILED: worker exited with code 1" in result.stderr
     assert "no such table: words" in result.stderr
+    assert "worker:" not in result.stdout, "no task started after the failure"
     assert not (tmp_path / "out" / "_SUCCESS").exists()
     # The failed run's work area stays for a look, where --work put it.
     assert [p.name for p in (tmp_path / "scratch").rglob("plan.json")] == ["plan.json"]

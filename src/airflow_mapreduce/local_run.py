@@ -77,6 +77,8 @@ def _run_tasks(
         futures = [pool.submit(run_one, uri) for uri in spec_uris]
         failure: MapReduceError | None = None
         for future in futures:
+            if future.cancelled():  # queued behind a failure: never started
+                continue
             try:
                 future.result()
             except MapReduceError as exc:
