@@ -4,13 +4,9 @@ collects it: reference cycles a mapper makes per record do not pile up."""
 from __future__ import annotations
 
 import gc
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.worker.test_memory_bound import CHILD
+from tests.worker.test_memory_bound import run_in_child
 
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.memory import YOUNG_OBJECTS_PER_COLLECTION
@@ -72,14 +68,7 @@ def run_cycles_job(tmp_path: Path, name: str, records: int) -> dict[str, int]:
         "mapper: {callable: gc_callables:cycle_mapper}\n"
         "reducer: {reduce_by: 'operator:add'}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, job_text, f"file://{folder}/in.txt", f"file://{folder}/out"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-    )
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_child(job_text, folder, modules=tmp_path)
     assert result["records"] == 10  # keys k0..k9: two characters of each line
     return result
 

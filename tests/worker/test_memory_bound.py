@@ -71,6 +71,20 @@ STEPS = {
 }
 
 
+def run_in_child(job_text: str, folder: Path, modules: Path) -> dict[str, int]:
+    """The job over folder/in.txt into folder/out, run by CHILD in a new process that
+    imports the job's callables from `modules`; what CHILD measured."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, job_text, f"file://{folder}/in.txt", f"file://{folder}/out"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(modules)},
+    )
+    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def run_child(
     tmp_path: Path, name: str, data: bytes, sort_buffer: int, kind: str
 ) -> dict[str, int]:
@@ -82,14 +96,7 @@ def run_child(
         "dag_id: mem\ninput: {uri: unused, split_size: 1GiB}\noutput: unused\n"
         f"{STEPS[kind]}reducers: 1\nmemory: {{sort_buffer: {sort_buffer}}}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, job_text, f"file://{folder}/in.txt", f"file://{folder}/out"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-    )
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_in_child(job_text, folder, modules=tmp_path)
     out = folder / "out" / "part-00000"
     lines = out.read_bytes().splitlines()
     assert len(lines) == result["records"] == data.count(b"\n")
