@@ -160,25 +160,22 @@ def mapper_floor(folder: Path, pool: ProcessPoolExecutor) -> collections.Counter
 
 
 def _mapper_groups(path: Path) -> dict[str, int]:
-    from airflow_mapreduce.worker.memory import fewer_collections
-
-    with fewer_collections():
-        return _mapper_groups_counted(path)
-
-
-def _mapper_groups_counted(path: Path) -> dict[str, int]:
     from mapreduce_jobs.wordcount_callables import mapper
+
+    from airflow_mapreduce.worker.memory import fewer_collections
 
     with path.open(encoding="utf-8", errors="surrogateescape", newline="\n") as f:
         lines = f.read().split("\n")
     groups: dict[str, list[object]] = {}
     get = groups.get
-    for key, value in itertools.chain.from_iterable(map(mapper, itertools.repeat(None), lines)):
-        held = get(key)
-        if held is None:
-            groups[key] = [value]
-        else:
-            held.append(value)
+    with fewer_collections():
+        pairs = itertools.chain.from_iterable(map(mapper, itertools.repeat(None), lines))
+        for key, value in pairs:
+            held = get(key)
+            if held is None:
+                groups[key] = [value]
+            else:
+                held.append(value)
     return dict(zip(groups, map(len, groups.values()), strict=True))  # cheap, for the check
 
 

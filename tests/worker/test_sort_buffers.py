@@ -7,6 +7,7 @@ in one partition; each partition is in key order (encoded-bytes order for JSON k
 from __future__ import annotations
 
 import collections
+import io
 import json
 import random
 import sys
@@ -22,6 +23,7 @@ from airflow_mapreduce.spec.models import StepSpec
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer, PresortedLineBuffer
+from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, VALUE_SLOT, PairBuffer
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 from airflow_mapreduce.worker.steps import Step
@@ -326,7 +328,7 @@ def test_reduce_errors_name_the_key_and_writer_errors_stay_the_writers(
     lines = [b'"a"\t1', b'"a"\t2', b'"b"\t3']
     named = r"reducer .*fail_on_b raised ValueError\('no'\) on key 'b'"
     with pytest.raises(RecordError, match=named):
-        list(step._reduce_pairs([lines]))
+        step.reduce_into([lines], PartWriter(io.BytesIO(), "text", b"\t"))
     with pytest.raises(OSError, match="disk full") as info:
         step.reduce_into([lines], _BrokenWriter())  # type: ignore[arg-type]
     assert not isinstance(info.value, RecordError)

@@ -114,7 +114,7 @@ def reduce_sorted_blocks(
         if starts:
             keys = _decode_all(list(map(raws.__getitem__, starts)))
             slices = map(slice, starts, [*starts[1:], last])
-            yield _called(reducer, keys, map(iter, map(values.__getitem__, slices)), name)
+            yield call_per_key(reducer, keys, map(iter, map(values.__getitem__, slices)), name)
         tail = _KeyTail(raws[last], values[last:], source)
         tail_values = iter(tail)
         yield from _streamed(reducer, decode_json(raws[last]), tail_values, name)
@@ -156,14 +156,15 @@ def _streamed(reducer: Reducer, key: Any, values: Iterator[Any], name: str) -> I
         raise raised_on_key(name, exc, key) from exc
 
 
-def _called(
-    reducer: Reducer, keys: list[Any], groups: Iterator[Iterator[Any]], name: str
+def call_per_key(
+    function: Reducer, keys: list[Any], groups: Iterator[Iterator[Any]], name: str
 ) -> list[Any]:
-    """reducer(key, values) for each key and its group, outputs joined in one list (no
-    list per key: objects that outlive a call make the garbage collector walk the heap)."""
+    """function(key, values) for each key and its group (a combiner or reducer), called
+    by map(), outputs joined in one list (no list per key: objects that outlive a call
+    make the garbage collector walk the heap). An error names its key."""
     pending = iter(keys)
     try:
-        return list(itertools.chain.from_iterable(map(reducer, pending, groups)))
+        return list(itertools.chain.from_iterable(map(function, pending, groups)))
     except Exception as exc:  # map took the failing key last: what is left comes after it
         failed = keys[len(keys) - operator.length_hint(pending) - 1]
         raise raised_on_key(name, exc, failed) from exc

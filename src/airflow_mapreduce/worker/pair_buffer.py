@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow_mapreduce.errors import RecordError, raised_on_key
 from airflow_mapreduce.worker.codec import decode_json, encode_basestring, encode_json
+from airflow_mapreduce.worker.fold import call_per_key
 from airflow_mapreduce.worker.keys import TAB, RecordFormat
 from airflow_mapreduce.worker.spill import MapOutputBuffer
 
@@ -95,9 +96,7 @@ class PairBuffer(MapOutputBuffer):
         new_keys = list(compress(keys, fresh))
         groups.update(zip(new_keys, compress(values, fresh), strict=True))
         self.records += len(keys)
-        self.used += sum(map(sys.getsizeof, new_keys)) + KEY_OVERHEAD * len(new_keys)
-        if set(map(type, values)) != {int}:  # as in _charge: folded ints cost nothing
-            self.used += sum(_size(v) for v in values if type(v) is not int)
+        self._charge(sum(map(sys.getsizeof, new_keys)), len(new_keys), values)
         if self.used > self.budget:
             self.spill()
 
@@ -142,7 +141,7 @@ class PairBuffer(MapOutputBuffer):
             key_bytes = sum(map(len, fresh)) + ASCII_STR * len(fresh)
         else:
             key_bytes = sum(map(sys.getsizeof, fresh))
-        self._charge(key_bytes, len(fresh), chunk[:added] if switch else chunk)
+        self._charge(key_bytes, len(fresh), list(map(_SECOND, chunk[:added])))
         if switch:
             self._groups = {encode_json(k): held for k, held in groups.items()}
             self._encoded_keys = True
@@ -166,15 +165,14 @@ class PairBuffer(MapOutputBuffer):
                 new_key(raw)
             else:
                 groups[raw] = self._folded(merge, held, key, value)
-        self._charge(sum(map(sys.getsizeof, fresh)), len(fresh), chunk)
+        self._charge(sum(map(sys.getsizeof, fresh)), len(fresh), list(map(_SECOND, chunk)))
         return len(chunk)
 
-    def _charge(self, key_bytes: int, new_keys: int, pairs: list[tuple[Any, Any]]) -> None:
-        """Charges what adding `pairs` holds beyond the key objects (key_bytes): each new
-        key's dict entry, and the values. Small ints cost nothing (shared); when every value
-        is an int, one of them stands for all. A reduce_by combiner holds one folded value
-        per key: an int stays an int, another value may grow by about the value's size."""
-        values = list(map(_SECOND, pairs))
+    def _charge(self, key_bytes: int, new_keys: int, values: list[Any]) -> None:
+        """Charges what adding `values` holds beyond the new key objects (key_bytes): each
+        new key's dict entry, and the values. Small ints cost nothing (shared); when every
+        value is an int, one of them stands for all. A reduce_by combiner holds one folded
+        value per key: an int stays an int, another value may grow by about its size."""
         all_ints = set(map(type, values)) == {int}
         if self.merge is not None:
             value_bytes = 0 if all_ints else sum(_size(v) for v in values if type(v) is not int)
@@ -266,7 +264,7 @@ class PairBuffer(MapOutputBuffer):
             values = values_held[first:end]
             values_held[first:end] = itertools.repeat(None, len(chunk))  # freed as done
             keys = list(map(decode_json, chunk)) if self._encoded_keys else keys_held[first:end]
-            pairs = self._combined(combiner, keys, values)
+            pairs = call_per_key(combiner, keys, map(iter, values), self.combiner_name)
             if set(map(type, pairs)) != {tuple} or set(map(len, pairs)) != {2}:
                 pairs = self._checked_pairs(pairs)
             out_keys = list(map(_FIRST, pairs))
@@ -281,14 +279,6 @@ class PairBuffer(MapOutputBuffer):
             self.combine_output += len(pairs)
         for lines in out:  # by key alone when a key has several lines: stable, as yielded
             lines.sort(key=None if one_each else self.fmt.key_of)
-
-    def _combined(self, combiner: Combiner, keys: list[Any], values: list[list[Any]]) -> list[Any]:
-        pending = iter(keys)
-        try:
-            return list(itertools.chain.from_iterable(map(combiner, pending, map(iter, values))))
-        except Exception as exc:  # map took the failing key last: what is left comes after it
-            failed = keys[len(keys) - operator.length_hint(pending) - 1]
-            raise raised_on_key(self.combiner_name, exc, failed) from exc
 
     def _checked_pairs(self, items: list[Any]) -> list[tuple[Any, Any]]:
         """The combiner's items as (key, value) tuples (a two-item list is one too), or an

@@ -250,25 +250,18 @@ class Step:
             name = f"{self.role} {self.spec.python}"
             for keys, values in fold_sorted_blocks(blocks, self.merge, name):
                 writer.write_columns(keys, values)
-        elif self.codec.kind == "json":
-            for pairs in self._reduced_blocks(blocks):
+        elif self.codec.kind == "json":  # all-Python job: groups cut a block at a time
+            assert self.function is not None
+            name = f"{self.role} {self.spec.python}"
+            for pairs in reduce_sorted_blocks(blocks, self.function, name):
                 writer.write_pair_list(pairs)
         else:
             writer.write_pairs(self._reduce_pairs(blocks))
 
-    def _reduced_blocks(self, blocks: Iterable[list[bytes]]) -> Iterator[list[Any]]:
-        """A Python reducer's (or combiner's) output for key-sorted JSON-codec lines, a
-        list at a time (worker/fold.py). Only its own errors are named against a key."""
-        assert self.function is not None
-        return reduce_sorted_blocks(blocks, self.function, f"{self.role} {self.spec.python}")
-
     def _reduce_pairs(self, blocks: Iterable[list[bytes]]) -> Iterator[tuple[Any, Any]]:
-        """The reducer's (or Python combiner's) pairs for key-sorted record lines, given
-        as blocks of lines. Only its own errors are named against a key: the writer's
-        are not raised in here."""
-        if self.codec.kind == "json":
-            yield from itertools.chain.from_iterable(self._reduced_blocks(blocks))
-            return
+        """The reducer's (or Python combiner's) pairs for key-sorted text record lines (a
+        streaming step takes part), given as blocks of lines. Only its own errors are
+        named against a key: the writer's are not raised in here."""
         function = self.function
         assert function is not None
         lines = itertools.chain.from_iterable(blocks)
