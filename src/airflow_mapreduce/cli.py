@@ -114,8 +114,11 @@ def run(
     """Run a job here without Airflow: plan, map, shuffle, reduce and commit, each task a
     worker subprocess (whatever the job's backend). s3:// uses the environment's credentials;
     a templated `work` URI gives way to the default work area under the output unless
-    --work is given. A failed run keeps its work area for a look."""
-    from airflow_mapreduce.local_run import run_locally
+    --work is given. A failed run keeps its work area for a look. Workers' output goes to
+    stderr as `map[3]: ...`, their summary lines to stdout. A task running longer than the
+    job's task_timeout_seconds fails the run (no retries here, unlike Airflow); SIGINT or
+    SIGTERM stops every worker and exits 130 or 143."""
+    from airflow_mapreduce.local_run import RunStopped, run_locally
     from airflow_mapreduce.plan.commit import commit_summary
     from airflow_mapreduce.plan.planner import RunTarget
 
@@ -137,12 +140,19 @@ def run(
         max_map_tasks=job.max_map_tasks,
     )
     try:
-        manifest = run_locally(job, file.resolve().parent, target, workers, typer.echo)
+        manifest = run_locally(job, file.resolve().parent, target, workers, typer.echo, _echo_err)
     except MapReduceError as exc:
         typer.echo(f"FAILED: {exc}", err=True)
         raise typer.Exit(1) from None
+    except RunStopped as exc:
+        typer.echo(f"STOPPED {exc}", err=True)
+        raise typer.Exit(128 + exc.signum) from None  # a shell's code for death by signal
     for line in commit_summary(manifest):
         typer.echo(line)
+
+
+def _echo_err(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _run_uri(option: str, given: str | None, default: str) -> str:

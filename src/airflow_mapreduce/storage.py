@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import uuid
@@ -26,13 +27,36 @@ from fsspec.implementations.memory import MemoryFileSystem
 from airflow_mapreduce.errors import MapReduceError
 
 
-def resolve_uri(uri: str, base_dir: Path) -> str:
-    """A URI with a scheme stays as it is; a plain path becomes file:// (relative to base_dir)."""
-    if "://" in uri:
-        return uri
-    path = Path(uri) if os.path.isabs(uri) else base_dir / uri
+def resolve_uri(uri: str, base_dir: Path | None) -> str:
+    """The one canonical form of a URI, for every entry point (YAML, conf, CLI, Python).
+
+    Plain paths become absolute ``file://`` URIs (a relative one is taken from `base_dir`,
+    the job file's folder; without one it is refused) and local paths are normalised, so
+    that URIs the commit compares with listed objects are spelt alike. Other schemes are
+    kept as written. A trailing '/' (a folder) is kept.
+    """
     trailing = "/" if uri.endswith("/") else ""
-    return f"file://{os.path.normpath(path)}{trailing}"
+    if uri.startswith("file://"):
+        path = uri[len("file://") :]
+        if not path.startswith("/"):
+            raise UnsafeUriError(
+                f"{uri!r} is not an absolute file:// URI; write file:///abs/path or a plain "
+                "path (relative paths are taken from the job file's folder)"
+            )
+    elif "://" in uri:
+        return uri
+    elif os.path.isabs(uri):
+        path = uri
+    elif base_dir is None:
+        raise UnsafeUriError(
+            f"relative path {uri!r} has no folder to be relative to; give an absolute path "
+            "or a URI such as file:///data/in or s3://bucket/prefix/"
+        )
+    else:
+        path = str(base_dir / uri)
+    normal = os.path.normpath(path)
+    normal = "/" + normal.lstrip("/")  # POSIX normpath keeps a leading '//'
+    return f"file://{normal}{trailing if normal != '/' else ''}"
 
 
 def join_uri(base: str, *parts: str) -> str:
@@ -165,7 +189,9 @@ class FileSystems:
         if isinstance(fs, LocalFileSystem):
             path = fs._strip_protocol(uri)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            # Hidden (a leading dot), so a reader of the folder never takes it for data;
+            # the commit recognises its own leftovers by this name (temporary_name_of).
+            tmp = posixpath.join(os.path.dirname(path), temporary_name(os.path.basename(path)))
             try:
                 with open(tmp, "wb") as f:
                     yield f
@@ -216,6 +242,13 @@ class FileSystems:
             with contextlib.suppress(FileNotFoundError):
                 self.fs(uris[0]).rm(uris)
 
+    def remove_empty_dir(self, uri: str) -> None:
+        """Remove a local folder if it is empty (object stores have no folders to remove)."""
+        fs = self.fs(uri)
+        if isinstance(fs, LocalFileSystem):
+            with contextlib.suppress(OSError):  # missing, or not empty: another run's
+                os.rmdir(fs._strip_protocol(uri))
+
     def remove(self, uri: str, recursive: bool = False) -> None:
         fs = self.fs(uri)
         with contextlib.suppress(FileNotFoundError):
@@ -224,6 +257,21 @@ class FileSystems:
                     fs.rm(uri, recursive=True)
             else:
                 fs.rm_file(uri)
+
+
+def temporary_name(name: str) -> str:
+    """The name open_write gives an object while it is written on a local disk."""
+    return f".{name}.tmp-{uuid.uuid4().hex}"
+
+
+_TEMPORARY = re.compile(r"^\.?(?P<name>.+)\.tmp-[0-9a-f]{32}$")
+
+
+def temporary_name_of(name: str) -> str | None:
+    """The object a temporary file of open_write was for (a killed writer leaves it), or
+    None. Also matches the visible "<name>.tmp-<hex>" form older versions wrote."""
+    match = _TEMPORARY.match(name)
+    return match["name"] if match else None
 
 
 class MissingObjectError(MapReduceError, FileNotFoundError):

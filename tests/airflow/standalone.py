@@ -78,7 +78,9 @@ class Airflow:
 
 
 @contextlib.contextmanager
-def standalone(home: Path, dags_folder: Path, wait_for_dag: str) -> Iterator[Airflow]:
+def standalone(
+    home: Path, dags_folder: Path, wait_for_dag: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Airflow]:
     """Start `airflow standalone` over `dags_folder`; ready once `wait_for_dag` is parsed."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -98,6 +100,7 @@ def standalone(home: Path, dags_folder: Path, wait_for_dag: str) -> Iterator[Air
         # A busy 2-core machine can take long to import providers while parsing.
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
         "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
+        **(extra_env or {}),
     }
     log = home / "standalone.log"
     with log.open("wb") as out:

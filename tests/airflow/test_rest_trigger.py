@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.airflow.standalone import Airflow, standalone
+from tests.airflow.standalone import Airflow
 from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "wordcount"
-
-
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
-    with standalone(tmp_path_factory.mktemp("airflow-standalone"), REPO / "dags", DAG_ID) as af:
-        yield af
 
 
 def _trigger(airflow: Airflow, conf: dict[str, object]) -> httpx.Response:

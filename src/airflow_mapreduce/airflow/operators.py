@@ -7,8 +7,9 @@ so parsing a DAG touches no storage. XCom carries URIs and counts, never data.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context
@@ -18,11 +19,12 @@ from airflow_mapreduce.errors import PlanError, TaskFailedError
 from airflow_mapreduce.launch import worker_command
 from airflow_mapreduce.plan.commit import commit_run, commit_summary
 from airflow_mapreduce.plan.manifests import read_task_spec
+from airflow_mapreduce.plan.output_lease import OutputLease, process_is_running
 from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.spec.validators import check_uri
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.storage import FileSystems, resolve_uri
 
 
 def airflow_max_map_length() -> int:
@@ -53,10 +55,12 @@ class MapReducePlanOperator(BaseOperator):
         work_uri: str | None = None,
         num_reducers: int | str,
         max_map_tasks: int | str | None = None,
+        job_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job = job
+        self.job_dir = job_dir  # relative paths in a run's conf are taken from here
         self.input_uri = input_uri
         self.output_uri = output_uri
         self.work_uri = work_uri
@@ -68,25 +72,32 @@ class MapReducePlanOperator(BaseOperator):
         input_uri = self._render_again(self.input_uri, context)
         output_uri = self._render_again(self.output_uri, context)
         work_uri = self._render_again(self.work_uri, context) if self.work_uri else None
-        for field, uri in (("input", input_uri), ("output", output_uri)):
-            try:  # a run's conf obeys the YAML's rules
-                check_uri(uri, field)
+        base_dir = Path(self.job_dir) if self.job_dir else None
+        canonical: dict[str, str] = {}
+        for field, uri in (("input", input_uri), ("output", output_uri), ("work", work_uri)):
+            if uri is None:
+                continue
+            try:  # a run's conf obeys the YAML's rules, and relative paths resolve alike
+                canonical[field] = resolve_uri(check_uri(uri, field), base_dir)
             except ValueError as exc:
                 raise PlanError(f"{field} of this run: {exc}") from None
         target = RunTarget(
             dag_id=self.dag_id,
             run_id=context["run_id"],
-            input_uri=input_uri,
-            output_uri=output_uri,
-            work_uri=work_uri,
+            input_uri=canonical["input"],
+            output_uri=canonical["output"],
+            work_uri=canonical.get("work"),
             num_reducers=_as_int(self.num_reducers, "reducers"),
             max_map_tasks=self._max_map_tasks(),
         )
         files = airflow_filesystems(self.job.storage.aws_conn_id)
-        plan_uri, spec_uris, plan = plan_run(files, self.job, target)
+        ti = context["ti"]
+        plan_uri, spec_uris, plan = plan_run(
+            files, self.job, target, runner="airflow", is_running=_dag_run_is_running(ti)
+        )
         for line in plan_summary(plan):
             self.log.info("%s", line)
-        context["ti"].xcom_push(key="plan_uri", value=plan_uri)
+        ti.xcom_push(key="plan_uri", value=plan_uri)
         return None if self.job.uses_queue else spec_uris
 
     def _max_map_tasks(self) -> int:
@@ -195,6 +206,21 @@ class LocalWorkerOperator(BaseOperator):
         hook = getattr(self, "_hook", None)
         if hook is not None and hook.sub_process is not None and hook.sub_process.poll() is None:
             hook.send_sigterm()
+
+
+def _dag_run_is_running(ti: Any) -> Callable[[OutputLease], bool]:
+    """Whether the run holding an output's lease still runs, asked of Airflow itself."""
+
+    def is_running(lease: OutputLease) -> bool:
+        if lease.runner != "airflow":
+            return process_is_running(lease)
+        try:
+            state = ti.get_dagrun_state(lease.dag_id, lease.run_id)
+        except Exception:
+            return True  # cannot tell (e.g. the run was deleted): refuse, the message says how
+        return str(getattr(state, "value", state)) in ("queued", "running")
+
+    return is_running
 
 
 def _as_int(value: int | str, field: str) -> int:

@@ -46,6 +46,7 @@ def add_mapreduce_tasks(
         work_uri=job.work,
         num_reducers=job.reducers if num_reducers is None else num_reducers,
         max_map_tasks=job.max_map_tasks if max_map_tasks is None else max_map_tasks,
+        job_dir=job_dir,
     )
     plan_uri = XComArg(plan, key="plan_uri")
     follower: dict[str, Any] = {"plan_uri": plan_uri, "aws_conn_id": job.storage.aws_conn_id}

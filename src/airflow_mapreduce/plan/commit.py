@@ -2,20 +2,30 @@
 
 Order matters for readers of the output: _SUCCESS goes first (the output is no longer a
 complete result), then every part is copied from the work area (atomically per object;
-a server-side copy on S3), stale parts of an earlier run are removed, _manifest.json is
-written and _SUCCESS comes last. A commit killed at any point leaves no _SUCCESS and can
-simply be rerun: the attempts' parts stay in the work area until _SUCCESS exists.
+a server-side copy on S3), what an earlier run of this job recorded and this one does not
+rewrite is removed, _manifest.json is written and _SUCCESS comes last. A commit killed at
+any point leaves no _SUCCESS and can simply be rerun: the attempts' parts stay in the work
+area until _SUCCESS exists, and the rerun removes the killed one's temporary files.
+
+Nothing else in the output is deleted or replaced (plan/output_state.py): the commit
+refuses objects it does not know, as the plan did, unless the job sets overwrite_output.
 """
 
 from __future__ import annotations
 
 import posixpath
 
-from pydantic import Field
-
 from airflow_mapreduce.errors import CommitError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
+from airflow_mapreduce.plan.output_lease import check_lease, release_lease
+from airflow_mapreduce.plan.output_state import (
+    OutputContents,
+    OutputManifest,
+    describe_unknown,
+    read_output_manifest,
+    survey_output,
+)
 from airflow_mapreduce.plan.tasks import (
     Counters,
     PartFile,
@@ -25,26 +35,9 @@ from airflow_mapreduce.plan.tasks import (
     TaskManifest,
     add_counters,
 )
-from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.storage import FileSystems, MissingObjectError, join_uri
 
-
-class OutputManifest(Model):
-    dag_id: str
-    run_id: str
-    input_uri: str
-    output_uri: str
-    files: list[PartFile]
-    records: int
-    bytes: int
-    counters: Counters = Field(default_factory=dict)
-    bad_records: list[str] = Field(
-        default_factory=list, description="Dead-letter objects of skipped bad records."
-    )
-    peak_memory: dict[str, PeakMemory] = Field(
-        default_factory=dict,
-        description="Per phase (map, reduce): the largest peaks of its tasks, for sizing pods.",
-    )
+__all__ = ["OutputManifest", "commit_run", "commit_summary", "remove_intermediate"]
 
 
 def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
@@ -60,6 +53,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     if committed := _committed_manifest(files, plan, output):
         # A retried commit whose first try got as far as _SUCCESS: only cleanup is left
         # (before anything else is read: a partial cleanup may have removed it).
+        release_lease(files, output, plan.dag_id, plan.run_id)
         _clean_up_after_success(files, plan)
         return committed
     if plan.job.num_partitions == 0:
@@ -91,12 +85,18 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
             promotions.append((part, part.model_copy(update={"uri": dest_uri})))
     promotions.sort(key=lambda pair: pair[1].uri)
 
+    # Checked again here: objects may have appeared since the plan, or a later run may
+    # have taken the output over.
+    check_lease(files, output, plan.dag_id, plan.run_id)
+    contents = survey_output(files, output, plan.dag_id)
+    if contents.unknown and not plan.overwrite_output:
+        raise CommitError(describe_unknown(output.root, contents.unknown))
     files.remove(output.success_uri)
     for source, dest in promotions:
         files.copy(source.uri, dest.uri)
     parts = [dest for _, dest in promotions]
-    _remove_stale_parts(files, output, {p.uri for p in parts})
     bad_records = _publish_bad_records(files, output, map_manifests)
+    _remove_replaced(files, output, contents, {p.uri for p in parts} | set(bad_records))
 
     result = OutputManifest(
         dag_id=plan.dag_id,
@@ -112,6 +112,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
+    release_lease(files, output, plan.dag_id, plan.run_id)
     _clean_up_after_success(files, plan)
     return result
 
@@ -153,7 +154,6 @@ def _publish_bad_records(
     map_manifests: list[TaskManifest],
 ) -> list[str]:
     """Skipped records outlive the work area: <output>/_bad_records/map-NNNNN.jsonl."""
-    files.remove(output.bad_records_root, recursive=True)  # an earlier run's
     published = []
     for manifest in map_manifests:
         if manifest.bad_records_uri is not None:  # checked by commit_run
@@ -161,6 +161,21 @@ def _publish_bad_records(
             files.copy(manifest.bad_records_uri, dest)
             published.append(dest)
     return published
+
+
+def _remove_replaced(
+    files: FileSystems, output: OutputLayout, contents: OutputContents, written: set[str]
+) -> None:
+    """What the earlier run recorded and this one did not rewrite (e.g. parts of a run with
+    more partitions, which would read as output), killed writers' temporary files, and,
+    with overwrite_output, the objects nobody recorded."""
+    markers = {output.success_uri, output.manifest_uri}
+    stale = [u for u in contents.owned if u not in written and u not in markers]
+    files.remove_many([*stale, *contents.leftovers])
+    for uri in contents.unknown:  # only when overwrite_output allows it (checked above)
+        if uri not in written and uri not in markers:
+            files.remove(uri, recursive=True)
+    files.remove_empty_dir(output.bad_records_root)
 
 
 def _committed_manifest(
@@ -191,7 +206,7 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
     layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
     if layout.plan_uri != plan_uri:
         return None
-    files.remove(output.default_work_root, recursive=True)  # finish the interrupted cleanup
+    _remove_run_folder(files, layout)  # finish the interrupted cleanup
     return manifest
 
 
@@ -199,10 +214,7 @@ def _read_committed(files: FileSystems, output: OutputLayout) -> OutputManifest 
     """The output's manifest when _SUCCESS marks it committed."""
     if not files.exists(output.success_uri):
         return None
-    try:
-        return OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
-    except MissingObjectError:
-        return None
+    return read_output_manifest(files, output)
 
 
 def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
@@ -213,16 +225,22 @@ def _clean_up_after_success(files: FileSystems, plan: RunPlan) -> None:
 def remove_intermediate(files: FileSystems, plan: RunPlan) -> None:
     """Delete the run's work area (task specs, map runs, every attempt), plan.json last.
 
-    A commit retried after a partial cleanup still finds its plan and finishes the job.
+    Only this run's folder: another run's work area may sit beside it under the same
+    work root. A commit retried after a partial cleanup still finds its plan and
+    finishes the job.
     """
-    output = OutputLayout(plan.output_uri)
     layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
-    # The default work root lives inside the output: remove it whole so that only
-    # data, _manifest.json and _SUCCESS remain.
-    root = plan.work_uri if plan.work_uri == output.default_work_root else layout.run_root
-    files.remove_many([uri for uri in files.find_all(root) if uri != layout.plan_uri])
+    files.remove_many([uri for uri in files.find_all(layout.run_root) if uri != layout.plan_uri])
     files.remove(layout.plan_uri)
-    files.remove(root, recursive=True)  # empty folders on local disks
+    _remove_run_folder(files, layout)
+
+
+def _remove_run_folder(files: FileSystems, layout: RunLayout) -> None:
+    """The run's (by now empty) folders, and its DAG's and the work root's once empty, so
+    that a committed output holds only data, _manifest.json and _SUCCESS."""
+    files.remove(layout.run_root, recursive=True)
+    files.remove_empty_dir(posixpath.dirname(layout.run_root))
+    files.remove_empty_dir(layout.work_root)
 
 
 def _check_attempt_part(
@@ -252,11 +270,3 @@ def _check_own_attempt(
             f"attempt folders {attempt_dir}*; the manifest was not written by this run's "
             f"worker. Rerun {phase}[{manifest.task_index}]."
         )
-
-
-def _remove_stale_parts(files: FileSystems, output: OutputLayout, keep: set[str]) -> None:
-    """Parts left by an earlier run with more partitions would otherwise read as output."""
-    for uri in files.list_dir(output.root):
-        name = posixpath.basename(uri)
-        if name.startswith("part-") and uri not in keep:
-            files.remove(uri)

@@ -4,6 +4,7 @@
     <work>/<dag_id>/<run_id>/map/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <output>/part-00000 ... | part-m-00000 ... (map-only) | _manifest.json | _SUCCESS
+    <output>/_IN_PROGRESS (the lease of the run writing it) | _bad_records/map-<task>.jsonl
 
 A task's manifest is written last, after its data; it names the attempt whose files count.
 Workers never write the output: the commit copies the committed attempts' parts there,
@@ -102,6 +103,10 @@ class OutputLayout:
     @property
     def success_uri(self) -> str:
         return join_uri(self.root, "_SUCCESS")
+
+    @property
+    def lease_uri(self) -> str:
+        return join_uri(self.root, "_IN_PROGRESS")
 
     @property
     def default_work_root(self) -> str:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple
 
 from airflow_mapreduce.errors import PlanError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
+from airflow_mapreduce.plan.output_lease import IsRunning, process_is_running, take_lease
+from airflow_mapreduce.plan.output_state import describe_unknown, overlap_problem, survey_output
 from airflow_mapreduce.plan.splits import group_splits, list_input, require_input, splits_of
 from airflow_mapreduce.plan.tasks import JobRuntime, MapTaskSpec, RunPlan
 from airflow_mapreduce.spec.models import JobSpec
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.storage import FileSystems, UnsafeUriError, resolve_uri
 
 
 @dataclass(frozen=True)
 class RunTarget:
-    """The effective, rendered values of one run (YAML defaults overridden by conf)."""
+    """The effective, rendered values of one run (YAML defaults overridden by conf).
+
+    URIs are canonical (storage.resolve_uri) once plan_run has them: only absolute
+    file:// URIs and object-store URIs get this far.
+    """
 
     dag_id: str
     run_id: str
@@ -32,12 +38,30 @@ class PlannedRun(NamedTuple):
     plan: RunPlan  # as written to plan_uri
 
 
-def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> PlannedRun:
-    """Write plan.json and one spec per map task."""
+def plan_run(
+    files: FileSystems,
+    job: JobSpec,
+    target: RunTarget,
+    *,
+    runner: Literal["airflow", "cli"] = "cli",
+    is_running: IsRunning = process_is_running,
+) -> PlannedRun:
+    """Write plan.json and one spec per map task, after checking the output is this job's
+    to write (output_state) and taking its lease (output_lease).
+
+    `is_running` tells whether the run holding another lease on the output still runs.
+    """
     check_reducers(job, target.num_reducers)
+    target = canonical_target(target)
+    if problem := overlap_problem(target.input_uri, target.output_uri, target.work_uri):
+        raise PlanError(problem)
     output = OutputLayout(target.output_uri)
     work_root = target.work_uri or output.default_work_root
     layout = RunLayout(work_root, target.dag_id, target.run_id)
+    contents = survey_output(files, output, target.dag_id)
+    if contents.unknown and not job.overwrite_output:
+        raise PlanError(describe_unknown(output.root, contents.unknown))
+    take_lease(files, output, target.dag_id, target.run_id, runner, is_running)
 
     found, skipped = list_input(files, target.input_uri)
     require_input(target.input_uri, found, skipped)
@@ -47,7 +71,8 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> PlannedRun:
     groups = group_splits(splits, target.max_map_tasks, sizes, job.input.split_size)
     runtime = JobRuntime.from_job(job, num_partitions=target.num_reducers)
 
-    # A new attempt at this output: whatever is there is no longer a committed result.
+    # A new attempt at this output: whatever is there is no longer a committed result
+    # (_SUCCESS is this job's: survey_output would have refused another's).
     files.remove(output.success_uri)
     files.remove(layout.run_root, recursive=True)
 
@@ -74,6 +99,7 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> PlannedRun:
         output_uri=target.output_uri,
         work_uri=work_root,
         keep_intermediate=job.keep_intermediate,
+        overwrite_output=job.overwrite_output,
         num_map_tasks=len(groups),
         num_splits=len(splits),
         input_bytes=sum(s.length if s.length is not None else sizes[s.uri] for s in splits),
@@ -82,6 +108,19 @@ def plan_run(files: FileSystems, job: JobSpec, target: RunTarget) -> PlannedRun:
     )
     files.write_bytes(layout.plan_uri, plan.model_dump_json().encode())
     return PlannedRun(layout.plan_uri, spec_uris, plan)
+
+
+def canonical_target(target: RunTarget) -> RunTarget:
+    """The target with canonical URIs; a relative path has no folder here and is refused."""
+    try:
+        return replace(
+            target,
+            input_uri=resolve_uri(target.input_uri, None),
+            output_uri=resolve_uri(target.output_uri, None),
+            work_uri=None if target.work_uri is None else resolve_uri(target.work_uri, None),
+        )
+    except UnsafeUriError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def plan_summary(plan: RunPlan) -> list[str]:

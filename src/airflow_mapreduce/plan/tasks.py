@@ -139,6 +139,7 @@ class RunPlan(Model):
     output_uri: str
     work_uri: str
     keep_intermediate: bool
+    overwrite_output: bool = False
     num_map_tasks: int
     num_splits: int
     input_bytes: int

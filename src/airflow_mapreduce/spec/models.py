@@ -274,6 +274,12 @@ class JobSpec(DataPlaneSettings):
         description="Intermediate data root (default: <output>/_temporary), removed on commit.",
     )
     keep_intermediate: bool = False
+    overwrite_output: bool = Field(
+        default=False,
+        description="Let runs delete or replace objects in the output folder that no earlier "
+        "run of this job recorded in its _manifest.json (like Spark's overwrite mode). By "
+        "default a run refuses and names them.",
+    )
 
     backend: Backend = "local"
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)

@@ -1,0 +1,163 @@
+"""What an output folder holds and who wrote it: a run replaces or deletes only its job's.
+
+Like Hadoop's output committer, a job owns what an earlier run of it recorded in the
+folder's _manifest.json (its parts and dead letters), that _manifest.json and _SUCCESS,
+and the temporary files its own writers left when killed. Anything else there would be
+lost if a run deleted or replaced it, or read as part of the result by the next reader,
+so the plan and the commit refuse it and name it; a job that means to replace whatever
+is there says so with ``overwrite_output: true``.
+
+Hidden names ('_' or '.') that a run does not write are never touched: readers skip them
+(another tool's _temporary/ or .crc files stay as they are).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from pydantic import Field, ValidationError
+
+from airflow_mapreduce.plan.layout import OutputLayout
+from airflow_mapreduce.plan.tasks import Counters, PartFile, PeakMemory
+from airflow_mapreduce.spec.base import Model
+from airflow_mapreduce.storage import FileSystems, MissingObjectError, temporary_name_of
+
+SHOWN = 20  # unknown objects named in a message
+
+
+class OutputManifest(Model):
+    dag_id: str
+    run_id: str
+    input_uri: str
+    output_uri: str
+    files: list[PartFile]
+    records: int
+    bytes: int
+    counters: Counters = Field(default_factory=dict)
+    bad_records: list[str] = Field(
+        default_factory=list, description="Dead-letter objects of skipped bad records."
+    )
+    peak_memory: dict[str, PeakMemory] = Field(
+        default_factory=dict,
+        description="Per phase (map, reduce): the largest peaks of its tasks, for sizing pods.",
+    )
+
+
+@dataclass
+class OutputContents:
+    """An output folder sorted by owner, from the point of view of one job."""
+
+    previous: OutputManifest | None = None  # the manifest of this job's earlier run
+    owned: list[str] = field(default_factory=list)  # this job's: may be replaced or deleted
+    leftovers: list[str] = field(default_factory=list)  # its writers' temporary files
+    unknown: list[str] = field(default_factory=list)  # anyone else's: never touched
+
+
+def read_output_manifest(files: FileSystems, output: OutputLayout) -> OutputManifest | None:
+    """The folder's _manifest.json, or None if there is none or it is not ours."""
+    try:
+        return OutputManifest.model_validate_json(files.read_bytes(output.manifest_uri))
+    except MissingObjectError:
+        return None
+    except ValidationError:
+        return None  # another tool's file of that name
+
+
+def survey_output(files: FileSystems, output: OutputLayout, dag_id: str) -> OutputContents:
+    """Sort every object at the output's top level (and under _bad_records/) by owner."""
+    found = OutputContents()
+    manifest = read_output_manifest(files, output)
+    if manifest is not None and manifest.dag_id == dag_id:
+        found.previous = manifest
+    ours = _recorded(found.previous, output)
+    bad_records_root = output.bad_records_root.rstrip("/")
+    for uri in files.list_dir(output.root):
+        if uri.rstrip("/") == bad_records_root:
+            for record_uri in files.list_dir(bad_records_root):
+                _sort(found, record_uri, ours, hidden_is_ours=False)
+        else:
+            _sort(found, uri, ours, hidden_is_ours=True)
+    return found
+
+
+def _recorded(manifest: OutputManifest | None, output: OutputLayout) -> set[str]:
+    if manifest is None:
+        return set()
+    return {
+        *(part.uri for part in manifest.files),
+        *manifest.bad_records,
+        output.manifest_uri,
+        output.success_uri,
+    }
+
+
+def _sort(found: OutputContents, uri: str, ours: set[str], *, hidden_is_ours: bool) -> None:
+    name = posixpath.basename(uri.rstrip("/"))
+    base = posixpath.dirname(uri.rstrip("/"))
+    target = temporary_name_of(name)
+    if uri in ours:
+        found.owned.append(uri)
+    elif target is not None and _ours_to_write(posixpath.join(base, target), target, ours):
+        found.leftovers.append(uri)
+    elif name in ("_SUCCESS", "_manifest.json") or not name.startswith(("_", ".")):
+        found.unknown.append(uri)  # data, or a marker a run of ours would replace
+    elif not hidden_is_ours:
+        found.unknown.append(uri)  # under _bad_records/, every name is one we may write
+    # Other hidden names (_temporary/, _IN_PROGRESS, .crc files) are left as they are.
+
+
+def _ours_to_write(uri: str, name: str, ours: set[str]) -> bool:
+    """A name this job records or writes: its temporary file is a killed writer's."""
+    return uri in ours or name in ("_SUCCESS", "_manifest.json") or name.startswith("part-")
+
+
+def describe_unknown(output_uri: str, unknown: list[str]) -> str:
+    """The refusal: which objects, why, and the ways out."""
+    names = ", ".join(posixpath.basename(u.rstrip("/")) for u in unknown[:SHOWN])
+    more = f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else ""
+    return (
+        f"output {output_uri} holds {len(unknown)} object(s) that no earlier run of this job "
+        f"recorded in its _manifest.json: {names}{more}. A run never deletes or replaces "
+        "what it did not write: choose an empty or new output folder, move those objects "
+        "away, or set 'overwrite_output: true' in the job to let runs replace them."
+    )
+
+
+def inside(uri: str, root: str) -> bool:
+    """`uri` is `root` or lies under it (both canonical URIs)."""
+    uri, root = uri.rstrip("/"), root.rstrip("/")
+    return uri == root or uri.startswith(root + "/")
+
+
+def literal_root(uri: str) -> str:
+    """The folder/prefix a URI reads under: a glob's part before its first wildcard."""
+    for index, char in enumerate(uri):
+        if char in "*?[{":
+            return uri[: uri.rfind("/", 0, index) + 1]
+    return uri
+
+
+def overlap_problem(input_uri: str, output_uri: str, work_uri: str | None) -> str | None:
+    """Why these roots may not be used together, or None.
+
+    Output equal to the input would replace it; output inside it is read back as input
+    by the next run; input inside the output is deleted or replaced by a commit.
+    """
+    source = literal_root(input_uri)
+    if inside(output_uri, source) or inside(source, output_uri):
+        relation = (
+            "is the input"
+            if source.rstrip("/") == output_uri.rstrip("/")
+            else ("lies inside the input" if inside(output_uri, source) else "holds the input")
+        )
+        return (
+            f"output {output_uri} {relation} {input_uri}: a run would overwrite its input or "
+            "read its own output back; give the output a folder of its own outside the input"
+        )
+    if work_uri is not None and (inside(work_uri, source) or inside(source, work_uri)):
+        return (
+            f"work {work_uri} overlaps the input {input_uri}: map tasks would read "
+            "intermediate data as input; give the work root a folder outside the input"
+        )
+    return None
