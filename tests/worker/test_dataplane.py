@@ -392,7 +392,9 @@ def test_a_failing_combiner_command_fails_the_task_without_skip_mode(  # type: i
             reducers=1,
         )
     )
-    with pytest.raises(TaskFailedError, match=r"combiner: command \['false'\] exited with code 1"):
+    with pytest.raises(
+        TaskFailedError, match=r"combiner on .*: command \['false'\] exited with code 1"
+    ):
         run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert "skip mode" not in capfd.readouterr().err
 

@@ -18,7 +18,7 @@ import posixpath
 from airflow_mapreduce.errors import CommitError
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
-from airflow_mapreduce.plan.output_lease import check_lease, release_lease
+from airflow_mapreduce.plan.output_lease import check_lease, record_writing, release_lease
 from airflow_mapreduce.plan.output_state import (
     OutputContents,
     OutputManifest,
@@ -91,11 +91,13 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     contents = survey_output(files, output, plan.dag_id)
     if contents.unknown and not plan.overwrite_output:
         raise CommitError(describe_unknown(output.root, contents.unknown))
-    files.remove(output.success_uri)
-    for source, dest in promotions:
-        files.copy(source.uri, dest.uri)
     parts = [dest for _, dest in promotions]
-    bad_records = _publish_bad_records(files, output, map_manifests)
+    dead_letters = _dead_letters(output, map_manifests)
+    bad_records = [dest for _, dest in dead_letters]
+    record_writing(files, output, plan.dag_id, plan.run_id, [p.uri for p in parts] + bad_records)
+    files.remove(output.success_uri)
+    for source_uri, dest_uri in [*((s.uri, d.uri) for s, d in promotions), *dead_letters]:
+        files.copy(source_uri, dest_uri)
     _remove_replaced(files, output, contents, {p.uri for p in parts} | set(bad_records))
 
     result = OutputManifest(
@@ -148,19 +150,14 @@ def _peak_memory(
     return peaks
 
 
-def _publish_bad_records(
-    files: FileSystems,
-    output: OutputLayout,
-    map_manifests: list[TaskManifest],
-) -> list[str]:
-    """Skipped records outlive the work area: <output>/_bad_records/map-NNNNN.jsonl."""
-    published = []
-    for manifest in map_manifests:
-        if manifest.bad_records_uri is not None:  # checked by commit_run
-            dest = output.bad_records_uri(manifest.task_index)
-            files.copy(manifest.bad_records_uri, dest)
-            published.append(dest)
-    return published
+def _dead_letters(output: OutputLayout, map_manifests: list[TaskManifest]) -> list[tuple[str, str]]:
+    """(attempt's, output's) URIs of skipped records, which outlive the work area as
+    <output>/_bad_records/map-NNNNN.jsonl."""
+    return [
+        (manifest.bad_records_uri, output.bad_records_uri(manifest.task_index))
+        for manifest in map_manifests
+        if manifest.bad_records_uri is not None  # checked by commit_run
+    ]
 
 
 def _remove_replaced(

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from airflow_mapreduce.errors import CommitError, PlanError
 from airflow_mapreduce.plan.layout import OutputLayout
@@ -30,6 +30,11 @@ class OutputLease(Model):
     host: str
     pid: int
     taken_at: dt.datetime
+    writing: list[str] = Field(
+        default_factory=list,
+        description="Objects a commit of this job is about to write: a commit killed before "
+        "its _manifest.json records them leaves them this job's, for the retry to replace.",
+    )
 
     def describe(self) -> str:
         return (
@@ -78,7 +83,29 @@ def take_lease(
         host=socket.gethostname(),
         pid=os.getpid(),
         taken_at=dt.datetime.now(dt.UTC),
+        # What a killed commit of this job was writing stays this job's to replace.
+        writing=held.writing if held is not None and held.dag_id == dag_id else [],
     )
+    files.write_bytes(output.lease_uri, lease.model_dump_json().encode())
+
+
+def record_writing(
+    files: FileSystems, output: OutputLayout, dag_id: str, run_id: str, uris: list[str]
+) -> None:
+    """Before the commit writes into the output: name what it is about to write."""
+    held = read_lease(files, output)
+    if held is None or (held.dag_id, held.run_id) != (dag_id, run_id):
+        check_lease(files, output, dag_id, run_id)  # another's: refuse; none: take it back
+        held = OutputLease(
+            dag_id=dag_id,
+            run_id=run_id,
+            runner="cli",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            taken_at=dt.datetime.now(dt.UTC),
+        )
+    writing = sorted({*held.writing, *uris})
+    lease = held.model_copy(update={"writing": writing})
     files.write_bytes(output.lease_uri, lease.model_dump_json().encode())
 
 

@@ -2,7 +2,8 @@
 
 Like Hadoop's output committer, a job owns what an earlier run of it recorded in the
 folder's _manifest.json (its parts and dead letters), that _manifest.json and _SUCCESS,
-and the temporary files its own writers left when killed. Anything else there would be
+what a commit of it named in the lease before writing (output_lease), and the temporary
+files its own writers left when killed. Anything else there would be
 lost if a run deleted or replaced it, or read as part of the result by the next reader,
 so the plan and the commit refuse it and name it; a job that means to replace whatever
 is there says so with ``overwrite_output: true``.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import Field, ValidationError
 
 from airflow_mapreduce.plan.layout import OutputLayout
+from airflow_mapreduce.plan.output_lease import read_lease
 from airflow_mapreduce.plan.tasks import Counters, PartFile, PeakMemory
 from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.storage import FileSystems, MissingObjectError, temporary_name_of
@@ -71,6 +73,9 @@ def survey_output(files: FileSystems, output: OutputLayout, dag_id: str) -> Outp
     if manifest is not None and manifest.dag_id == dag_id:
         found.previous = manifest
     ours = _recorded(found.previous, output)
+    lease = read_lease(files, output)
+    if lease is not None and lease.dag_id == dag_id:
+        ours.update(lease.writing)  # a killed commit's, not yet in a manifest
     bad_records_root = output.bad_records_root.rstrip("/")
     for uri in files.list_dir(output.root):
         if uri.rstrip("/") == bad_records_root:

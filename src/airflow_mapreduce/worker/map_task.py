@@ -142,13 +142,21 @@ def _sort_buffer(
     budget = spec.job.dataplane.memory.sort_buffer
     if spec.job.combiner is None:
         return PairBuffer(fmt, budget) if codec.kind == "json" else LineBuffer(fmt, budget)
-    combiner = Step(spec.job.combiner, "combiner", codec, fmt, counters, env)
+    where = f"the output of map task {spec.task_index} ({splits_named(spec.splits)})"
+    combiner = Step(spec.job.combiner, "combiner", codec, fmt, counters, env, where=where)
     if codec.kind == "json":  # every step is a callable
         name = f"combiner {spec.job.combiner.python}"
         return PairBuffer(fmt, budget, combiner.function, name, merge=combiner.merge)
     if groups_by_sort(fmt):
         return SortedCombine(fmt, budget, combiner.combine_sorted)
     return LineBuffer(fmt, budget, combiner.combine)
+
+
+def splits_named(splits: list[InputSplit], most: int = 3) -> str:
+    """The task's splits for a message: the first few, and how many more."""
+    named = ", ".join(split.describe() for split in splits[:most])
+    more = f" and {len(splits) - most} more" if len(splits) > most else ""
+    return f"split{'s' if len(splits) > 1 else ''} {named}{more}"
 
 
 class _InputCounter:

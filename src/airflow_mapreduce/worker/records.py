@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import lzma
+import sys
+import zlib
 from collections.abc import Iterator
 from typing import IO
 
+from airflow_mapreduce.errors import MapReduceError, TaskFailedError
 from airflow_mapreduce.plan.tasks import InputSplit
-from airflow_mapreduce.storage import FileSystems
+from airflow_mapreduce.storage import FileSystems, protocol_of
 
 READ_BLOCK = 1 << 20
 SCAN_BLOCK = 1 << 16
@@ -32,8 +37,22 @@ def iter_split_blocks(
     """The split's lines (as in read_split) in blocks of whole lines, with their offsets.
 
     Memory stays at about one block whatever the split size; offsets of a compressed
-    file count decompressed bytes.
+    file count decompressed bytes. A split that cannot be read (storage unreachable,
+    corrupt or truncated compressed data) fails naming it.
     """
+    try:
+        yield from _split_blocks(files, split, block_size)
+    except MapReduceError:
+        raise
+    except Exception as exc:
+        raise unreadable(
+            f"input split {split.describe()}", split.uri, split.compression, exc
+        ) from exc
+
+
+def _split_blocks(
+    files: FileSystems, split: InputSplit, block_size: int
+) -> Iterator[tuple[int, bytes]]:
     if split.length is None:
         with files.open_read(split.uri, compression=split.compression) as f:
             yield from _line_blocks(iter(lambda: f.read(block_size), b""), 0)
@@ -50,6 +69,36 @@ def iter_split_blocks(
                 yield chunk
 
         yield from _line_blocks(chunks(), start)
+
+
+def unreadable(what: str, uri: str, compression: str | None, exc: Exception) -> TaskFailedError:
+    """The one-line error of data that cannot be read: corrupt compressed data, or
+    storage failing (its own message names the endpoint it could not reach)."""
+    found = f"{type(exc).__name__}: {exc}"
+    if compression is not None and _is_corrupt_data(exc):
+        return TaskFailedError(
+            f"cannot read {what}: its {compression} data is corrupt or truncated ({found}). "
+            "Replace or remove the file; its extension decides how it is decompressed, so "
+            "a file that is not compressed must not end in .gz, .bz2, .xz or .zst."
+        )
+    if protocol_of(uri) == "file":
+        fix = "Check that the file is still there and readable by the worker."
+    else:
+        fix = (
+            "Check that the storage endpoint is reachable from the worker and its credentials "
+            "(AWS_ENDPOINT_URL, AWS_* variables or the pod's service account, for s3://)."
+        )
+    return TaskFailedError(f"cannot read {what} from storage ({found}). {fix}")
+
+
+def _is_corrupt_data(exc: Exception) -> bool:
+    """Whether a decompressor raised `exc`. bz2 raises a bare OSError (no errno: storage's
+    have one); zstandard's error counts only where the module is loaded."""
+    zstandard = sys.modules.get("zstandard")
+    corrupt: tuple[type[Exception], ...] = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+    if zstandard is not None:
+        corrupt += (zstandard.ZstdError,)
+    return isinstance(exc, corrupt) or (type(exc) is OSError and exc.errno is None)
 
 
 def _line_blocks(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[int, bytes]]:
@@ -138,5 +187,10 @@ def iter_run_blocks(
     files: FileSystems, uri: str, block: int = READ_BLOCK, tally: Tally | None = None
 ) -> Iterator[list[bytes]]:
     """Record lines of one sorted run written by a map task, as blocks of lines."""
-    with files.open_read(uri) as f:
-        yield from iter_stream_blocks(f, block, tally)
+    try:
+        with files.open_read(uri) as f:
+            yield from iter_stream_blocks(f, block, tally)
+    except MapReduceError:
+        raise
+    except Exception as exc:
+        raise unreadable(f"map output {uri}", uri, None, exc) from exc

@@ -52,9 +52,9 @@ def _run(
     input_records = 0
     parts = []
     for partition in sorted(spec.inputs):
-        reducer = Step(
-            spec.job.reducer, "reducer", codec, fmt, counters, reduce_env(spec, attempt, partition)
-        )
+        env = reduce_env(spec, attempt, partition)
+        where = f"partition {partition} (reduce task {spec.task_index})"
+        reducer = Step(spec.job.reducer, "reducer", codec, fmt, counters, env, where=where)
         # Runs are sorted by key; merging by key (not line) is right for any separator.
         uris = spec.inputs[partition]
         block = merge_read_block(spec.job.dataplane.memory.sort_buffer, len(uris))

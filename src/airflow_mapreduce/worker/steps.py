@@ -49,8 +49,11 @@ class Step:
         counters: Counters,
         env: Mapping[str, str] | None = None,
         skip_mode: bool = False,
+        where: str | None = None,
     ) -> None:
         self.spec = spec
+        # What a combiner or reducer runs on, for messages (a mapper names its split).
+        self.where = where
         self.skip_mode = skip_mode  # a streaming mapper's crashes are narrowed down
         self.role = role
         self.codec = codec
@@ -200,7 +203,10 @@ class Step:
         self, chunks: Iterable[bytes], split: InputSplit | None, env: Mapping[str, str]
     ) -> Generator[bytes, None, None]:
         assert self.spec.command is not None
-        what = self.role if split is None else f"{self.role} on split {split.describe()}"
+        if split is not None:
+            what = f"{self.role} on split {split.describe()}"
+        else:
+            what = self.role if self.where is None else f"{self.role} on {self.where}"
         return run_command_chunks(
             self.spec.command,
             chunks,

@@ -3,6 +3,12 @@
 stderr lines ``reporter:counter:<group>,<counter>,<amount>`` update counters and
 ``reporter:status:<message>`` sets the status; other stderr lines pass through to the
 task log and the last ones are quoted if the command fails.
+
+A command that exits 0 without reading all of its input fails: the records it left
+would be lost. A broken pipe alone would tell only when the input outgrows the pipe
+buffer, so the worker keeps the read end of the command's stdin open too: once the
+command has exited, whatever is left in the pipe (and any input not fed yet) was never
+read. A command that read everything leaves an empty pipe, at its end of input.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from airflow_mapreduce.worker import memory
 
 STDERR_TAIL = 20
 PIPE_READ = 1 << 20
+_DRAIN_READ = 1 << 16
 
 
 def lines_of(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
@@ -46,23 +53,26 @@ def run_command_chunks(
     """Feed `chunks` to the command's stdin (in a thread) and yield its stdout as it comes,
     in pipe reads that need not end at a line end; the last one always ends with LF (a
     final line without one is a record all the same)."""
+    stdin_read, stdin_write = os.pipe()
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE,
+            stdin=stdin_read,  # still open here: what the command leaves is counted
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=command_env(env),
         )
     except OSError as exc:
+        os.close(stdin_read)
+        os.close(stdin_write)
         raise TaskFailedError(
             f"{what}: cannot start {argv}: {exc}. The command must exist in the worker "
             "(image or local folder) and be executable."
         ) from None
-    assert proc.stdin and proc.stdout and proc.stderr
+    assert proc.stdout and proc.stderr
     watch = memory.CommandWatch(proc)
     stdout = cast(io.BufferedReader, proc.stdout)
-    feeder = _Feeder(proc.stdin, chunks)
+    feeder = _Feeder(stdin_write, chunks)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
     reader = threading.Thread(
         target=_read_stderr, args=(proc.stderr, counters, stderr_tail), daemon=True
@@ -82,7 +92,7 @@ def run_command_chunks(
         if not finished:
             proc.kill()
         returncode = watch.wait()
-        feeder.join()
+        unread = feeder.stop(stdin_read)
         reader.join()
     if feeder.error is not None:
         raise feeder.error
@@ -92,10 +102,16 @@ def run_command_chunks(
             f"{what}: command {argv} exited with code {returncode}; last stderr lines:\n{quoted}",
             role,
         )
-    if feeder.broken_pipe:
+    if unread:
+        if feeder.unfed:
+            left = f"at least {unread:,} bytes of its input (it exited before the rest was fed)"
+        else:
+            left = f"{unread:,} of the {feeder.written:,} bytes of its input"
         raise CommandFailedError(
-            f"{what}: command {argv} exited (code 0) before reading all of its input; records "
-            "would be lost. A streaming command must read stdin to the end.",
+            f"{what}: command {argv} exited (code 0) before reading all of its input: it "
+            f"left {left} unread, records that would be lost. A streaming {role} must "
+            "read stdin to its end, also input it ignores: e.g. `for line in sys.stdin:` "
+            "in Python, or `cat >/dev/null` after a shell command that stops early.",
             role,
         )
 
@@ -114,26 +130,52 @@ def command_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 class _Feeder(threading.Thread):
-    def __init__(self, stdin: IO[bytes], chunks: Iterable[bytes]) -> None:
+    """Writes the chunks to the command's stdin pipe, then closes it (the command's end
+    of input). Once the command has exited, stop() counts what it did not read."""
+
+    def __init__(self, stdin_write: int, chunks: Iterable[bytes]) -> None:
         super().__init__(daemon=True)
-        self.stdin = stdin
+        self.stdin_write = stdin_write
         self.chunks = chunks
         self.error: BaseException | None = None
-        self.broken_pipe = False
+        self.written = 0  # bytes written into the pipe
+        self.unfed = 0  # bytes of the chunk not written because the command had exited
+        self._exited = threading.Event()
 
     def run(self) -> None:
         try:
             for chunk in self.chunks:
-                self.stdin.write(chunk)
-        except BrokenPipeError:
-            self.broken_pipe = True
+                if chunk and self._exited.is_set():
+                    self.unfed = len(chunk)  # records lost already: the rest is not read
+                    break
+                self._write(chunk)
         except BaseException as exc:  # surfaced by run_command_chunks after the process ends
             self.error = exc
         finally:
-            try:
-                self.stdin.close()
-            except BrokenPipeError:
-                self.broken_pipe = True
+            os.close(self.stdin_write)
+
+    def _write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:  # a signal may cut a write short
+            written = os.write(self.stdin_write, view)
+            self.written += written
+            view = view[written:]
+
+    def stop(self, stdin_read: int) -> int:
+        """Once the command has exited: the input bytes it did not read. The pipe is read
+        from the end the worker kept until this thread closes the other (a write blocked
+        on a full pipe goes through; the next chunk is only counted). A command that read
+        to its end of input leaves an empty, closed pipe: one read, at once."""
+        self._exited.set()
+        left = 0
+        buffer = bytearray(_DRAIN_READ)
+        try:
+            while read := os.readv(stdin_read, [buffer]):
+                left += read
+        finally:
+            os.close(stdin_read)
+        self.join()
+        return left + self.unfed
 
 
 def _read_stderr(stream: IO[bytes], counters: Counters, tail: collections.deque[str]) -> None:
