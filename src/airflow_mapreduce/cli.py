@@ -203,3 +203,7 @@ def janitor(
         delete_runs(files, runs)
     verb = "deleted" if delete else "found (rerun with --delete to remove them)"
     typer.echo(f"{len(runs)} run(s) older than {older_than} {verb}")
+
+
+if __name__ == "__main__":  # python -m airflow_mapreduce.cli
+    main()

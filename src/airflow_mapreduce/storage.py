@@ -67,6 +67,45 @@ def protocol_of(uri: str) -> str:
     return uri.split("://", 1)[0] if "://" in uri else "file"
 
 
+def inside(uri: str, root: str) -> bool:
+    """`uri` is `root` or lies under it (both canonical URIs)."""
+    uri, root = uri.rstrip("/"), root.rstrip("/")
+    return uri == root or uri.startswith(root + "/")
+
+
+def literal_root(uri: str) -> str:
+    """The folder/prefix a URI reads under: a glob's part before its first wildcard."""
+    for index, char in enumerate(uri):
+        if char in "*?[{":
+            return uri[: uri.rfind("/", 0, index) + 1]
+    return uri
+
+
+def overlap_problem(input_uri: str, output_uri: str, work_uri: str | None) -> str | None:
+    """Why these roots may not be used together, or None.
+
+    Output equal to the input would replace it; output inside it is read back as input
+    by the next run; input inside the output is deleted or replaced by a commit.
+    """
+    source = literal_root(input_uri)
+    if inside(output_uri, source) or inside(source, output_uri):
+        relation = (
+            "is the input"
+            if source.rstrip("/") == output_uri.rstrip("/")
+            else ("lies inside the input" if inside(output_uri, source) else "holds the input")
+        )
+        return (
+            f"output {output_uri} {relation} {input_uri}: a run would overwrite its input or "
+            "read its own output back; give the output a folder of its own outside the input"
+        )
+    if work_uri is not None and (inside(work_uri, source) or inside(source, work_uri)):
+        return (
+            f"work {work_uri} overlaps the input {input_uri}: map tasks would read "
+            "intermediate data as input; give the work root a folder outside the input"
+        )
+    return None
+
+
 # Object stores and local files. Anything else (http://, ftp://, data:, chained "a::b"
 # URLs...) could make a job read or write where its URIs do not appear to point.
 ALLOWED_PROTOCOLS = frozenset({"file", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from airflow_mapreduce.airflow.factory import INVALID_JOBS_DAG_ID
+from airflow_mapreduce.errors import MapReduceError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,12 +49,23 @@ def test_example_dags_load_with_the_mapreduce_graph(dags_folder: Path) -> None:
     assert set(dag.params.keys()) == {"input", "output", "reducers", "parallelism"}
 
 
-def test_a_broken_yaml_is_an_import_error_and_hides_no_other_dag(dags_folder: Path) -> None:
+def test_each_yaml_is_a_dag_file_of_its_own(dags_folder: Path) -> None:
+    bag = DagBag(str(dags_folder))
+    dag = bag.dags["wordcount"]
+    assert dag.fileloc == str(dags_folder / "wordcount.yaml")  # the Code tab shows the YAML
+    # The loader file is a sentinel that defines no DAG: no dag_id comes from two files.
+    assert {d.fileloc for d in bag.dags.values()} == {
+        str(path) for path in dags_folder.glob("*.yaml")
+    }
+
+
+def test_a_broken_yaml_is_an_import_error_of_its_own(dags_folder: Path) -> None:
     (dags_folder / "zz_broken.yaml").write_text(BROKEN)
     bag = DagBag(str(dags_folder))
     assert {"wordcount", "wordcount_python"} <= set(bag.dags)
-    assert INVALID_JOBS_DAG_ID not in bag.dags
-    [message] = bag.import_errors.values()
+    assert "broken_job" not in bag.dags
+    [(path, message)] = bag.import_errors.items()
+    assert path == str(dags_folder / "zz_broken.yaml")
     assert (
         f"{dags_folder}/zz_broken.yaml:3:1: maper: unknown key 'maper'; did you mean 'mapper'?"
         in message
@@ -66,10 +77,44 @@ def test_duplicate_dag_ids_across_files_name_both(dags_folder: Path) -> None:
     text = (dags_folder / "wordcount.yaml").read_text()
     (dags_folder / "wordcount_copy.yaml").write_text(text)
     bag = DagBag(str(dags_folder))
-    assert "wordcount" in bag.dags
-    [message] = bag.import_errors.values()
+    assert bag.dags["wordcount"].fileloc == str(dags_folder / "wordcount.yaml")
+    [(path, message)] = bag.import_errors.items()
+    assert path == str(dags_folder / "wordcount_copy.yaml")
     assert "wordcount_copy.yaml:2:1: dag_id: 'wordcount' is already used by" in message
     assert f"{dags_folder}/wordcount.yaml" in message
+
+
+def test_only_job_files_are_dag_files(dags_folder: Path) -> None:
+    (dags_folder / "defaults.yaml").write_text("retries: 1\n")
+    (dags_folder / "_draft.yaml").write_text(BROKEN)
+    (dags_folder / "other_tool").mkdir()
+    (dags_folder / "other_tool" / "settings.yml").write_text("unrelated: true\n")
+    (dags_folder / ".airflowignore").write_text("other_tool/\n")
+    bag = DagBag(str(dags_folder))
+    assert bag.import_errors == {}
+    assert bag.dags["wordcount"].default_args["retries"] == 1
+
+
+def test_the_entry_point_installs_the_importer_in_every_airflow_process() -> None:
+    from importlib.metadata import entry_points
+
+    from airflow_mapreduce.airflow.dag_importer import installed
+
+    [entry_point] = entry_points(group="airflow.policy", name="airflow_mapreduce_yaml_dags")
+    assert entry_point.value == "airflow_mapreduce.airflow.dag_importer_plugin"
+    assert installed()  # `import airflow` ran it in this process
+
+
+def test_the_loader_file_fails_loudly_without_the_importer(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.importers import DagImporterRegistry
+
+    from airflow_mapreduce.airflow import load_yaml_dags
+
+    monkeypatch.setattr(DagImporterRegistry, "_instance", None)  # Airflow's own importers only
+    with pytest.raises(MapReduceError, match="need airflow-mapreduce's YAML DAG importer"):
+        load_yaml_dags(dags_folder / "mapreduce_dags.py", {})
 
 
 def test_provider_is_registered() -> None:

@@ -37,6 +37,8 @@ def test_example_jobs_are_valid(path: Path) -> None:
 
 def test_relative_paths_resolve_next_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(VALID)
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "wc.py").write_text("def reducer(key, values): ...\n")
     job = load_job_file(tmp_path / "job.yaml")
     assert job.input.uri == f"file://{tmp_path}/data/in"
     assert job.output == f"file://{tmp_path}/out/"

@@ -32,7 +32,20 @@ def test_example_jobs_satisfy_the_schema(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["typo_top_level_key", "backend_typo", "negative_reducers", "uri_http_scheme"]
+    "name",
+    [
+        "typo_top_level_key",
+        "backend_typo",
+        "negative_reducers",
+        "uri_http_scheme",
+        "reducers_yes",
+        "retries_quoted",
+        "priority_weight_int64",
+        "dagrun_timeout_negative",
+        "output_root",
+        "work_s3_no_bucket",
+        "uri_credentials",
+    ],
 )
 def test_editors_flag_what_the_loader_rejects(name: str) -> None:
     data = yaml.safe_load((INVALID / f"{name}.yaml").read_text())
@@ -55,7 +68,32 @@ def test_editors_flag_what_the_loader_rejects(name: str) -> None:
         "c:x",
         "out/{{ ds }",
         "has space/x",
+        # roots, and URIs that name no place
+        "/",
+        "//",
+        "file://",
+        "file:///",
+        "file://host/x",
+        "s3://",
+        "s3:///x",
+        "s3://bucket",
+        "memory://",
+        "memory:///x",
+        # credentials
+        "s3://KEY:SECRET@bucket/x",
+        "s3://user@bucket/x",
+        "s3://KEY:SEC/RET@bucket/x",
+        "s3://{{ conn.aws.login }}@bucket/x",
+        "s3://{{ var.value.bucket }}/x",
+        "s3://bucket/key@x",
+        "data/a@b",
+        # braces outside templates, and length
+        "out/{%if x%}",
+        "out/{a}",
+        "x" * 4096,
+        "x" * 4097,
     ],
+    ids=lambda uri: uri if len(uri) < 50 else f"{uri[:8]}...({len(uri)} characters)",
 )
 def test_params_pattern_and_check_uri_agree(uri: str) -> None:
     import re

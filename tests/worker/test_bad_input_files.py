@@ -72,11 +72,6 @@ def test_a_corrupt_compressed_file_fails_naming_it_and_its_split(  # type: ignor
     assert not (tmp_path / "out" / "_SUCCESS").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fsspec reads .zst with zstandard's stream_reader, which ends a truncated frame "
-    "without an error (backports.zstd / compression.zstd raise EOFError)",
-)
 def test_a_truncated_zstd_file_fails(run_job, tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "in").mkdir()
     compressed = zstandard.ZstdCompressor().compress(DATA)

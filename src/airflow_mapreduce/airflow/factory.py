@@ -1,14 +1,13 @@
-"""The YAML DAG factory: every job YAML under a folder becomes a DAG, or an import error.
+"""The YAML DAG factory: a job YAML becomes a DAG.
 
-One broken file never hides the others: valid jobs are registered, and all problems are
-reported together through one placeholder DAG that fails validation, which Airflow records
-as an import error of the loader file naming each bad YAML (file:line:col, field, fix).
+Airflow reads job YAMLs through the package's DAG importer (`dag_importer`), one DAG file
+per YAML, so a broken file is an import error of its own and hides no other DAG.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,9 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks
-from airflow_mapreduce.errors import InvalidJobFilesError
-from airflow_mapreduce.spec.folder import job_files, load_jobs
+from airflow_mapreduce.errors import MapReduceError
 from airflow_mapreduce.spec.models import JobSpec, as_utc_datetime
 from airflow_mapreduce.spec.validators import URI_PATTERN
-
-INVALID_JOBS_DAG_ID = "airflow_mapreduce_invalid_jobs"
 
 
 def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
@@ -56,8 +52,19 @@ def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
 
 
 def run_params(job: JobSpec) -> dict[str, Param]:
-    """The Trigger DAG form: what a run may override, with the YAML's values as defaults."""
+    """The Trigger DAG form: what a run may override, with the YAML's values as defaults.
+
+    The bounds are the YAML's, as plan.planner.check_reducers applies them to a run.
+    """
+    from airflow_mapreduce.spec.models import MAX_REDUCERS, MAX_TASKS
+
     uri_rule: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": URI_PATTERN}
+    # A run may change how many reducers, not whether there is a reduce phase.
+    reduce_rule = (
+        "0: this job is map-only (it has no reducer)"
+        if job.map_only
+        else f"1 to {MAX_REDUCERS}: this job has a reducer, so a run cannot skip it"
+    )
     return {
         "input": Param(
             job.input.uri,
@@ -75,15 +82,16 @@ def run_params(job: JobSpec) -> dict[str, Param]:
             job.reducers,
             type="integer",
             minimum=0 if job.map_only else 1,
-            maximum=0 if job.map_only else 100_000,
+            maximum=0 if job.map_only else MAX_REDUCERS,
             title="Reducers",
-            description="Number of reduce partitions (output part files).",
+            description="Number of reduce partitions (output part files). A run may change "
+            f"how many, not whether there is a reduce phase: {reduce_rule}.",
         ),
         "parallelism": Param(
             job.max_map_tasks,
             type="integer",
             minimum=1,
-            maximum=100_000,
+            maximum=MAX_TASKS,
             title="Parallelism",
             description="At most this many map tasks; the input's splits are grouped into them.",
         ),
@@ -108,31 +116,23 @@ def _utc(value: dt.date | dt.datetime | None) -> pendulum.DateTime | None:
 
 
 def load_yaml_dags(folder: str | Path, namespace: MutableMapping[str, Any]) -> list[DAG]:
-    """Register a DAG in `namespace` (a DAG file's globals()) for each job YAML in `folder`.
+    """The loader file of earlier releases (``load_yaml_dags(__file__, globals())``).
 
-    `folder` may be a file path (pass ``__file__``): its folder is used.
+    Registers nothing: the YAML DAG importer parses each job file as a DAG file of its own,
+    and a dag_id that two files define would flap between them. All DAGs of one loader file
+    go stale together when it has an import error, so it never loads the YAMLs itself; in a
+    process without the importer it fails, saying so.
     """
-    root = Path(folder).resolve()
-    if root.is_file():
-        root = root.parent
-    loaded = load_jobs(job_files(root))
-    dags: list[DAG] = []
-    for path, job in loaded.jobs.items():
-        dag = build_dag(job, job_dir=str(path.parent))
-        namespace[job.dag_id] = dag
-        dags.append(dag)
-    if loaded.problems:
-        namespace[INVALID_JOBS_DAG_ID] = _invalid_jobs_dag(loaded.problems)
-    return dags
+    from airflow_mapreduce.airflow.dag_importer import installed
 
-
-class _InvalidJobs(DAG):
-    """Carries YAML problems into Airflow's import errors without hiding valid DAGs."""
-
-    def validate(self) -> None:
-        problems = (self.doc_md or "").split("\n\n")
-        raise InvalidJobFilesError(problems)
-
-
-def _invalid_jobs_dag(problems: Iterable[str]) -> DAG:
-    return _InvalidJobs(dag_id=INVALID_JOBS_DAG_ID, schedule=None, doc_md="\n\n".join(problems))
+    if not installed():
+        raise MapReduceError(
+            f"{folder}: MapReduce job YAMLs need airflow-mapreduce's YAML DAG importer, "
+            "which this Airflow process has not installed, so no job DAG is loaded. It is "
+            "installed by "
+            "the package's 'airflow.policy' entry point (reinstall airflow-mapreduce if "
+            "`importlib.metadata.entry_points(group='airflow.policy')` does not list it), or "
+            "call airflow_mapreduce.airflow.dag_importer.install() from "
+            "airflow_local_settings.py"
+        )
+    return []

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.spec.quantities import ByteSize
-from airflow_mapreduce.spec.validators import CALLABLE, ENV_NAME
+from airflow_mapreduce.spec.validators import CALLABLE, ENV_NAME, INT32_MAX
 
 MIN_SORT_BUFFER = 64 * 1024
 
@@ -30,7 +30,7 @@ class StreamingSettings(Model):
         description="Field separator of mapper output lines "
         "(Hadoop: stream.map.output.field.separator). A line without it is all key.",
     )
-    key_fields: int = Field(
+    key_fields: StrictInt = Field(
         default=1,
         ge=1,
         le=64,
@@ -58,9 +58,10 @@ class StreamingSettings(Model):
 class PartitionerSettings(Model):
     """Which part of the key picks the reduce partition (KeyFieldBasedPartitioner -k1,N)."""
 
-    key_fields: int | None = Field(
+    key_fields: StrictInt | None = Field(
         default=None,
         ge=1,
+        le=64,
         description="Partition on the first N fields of the key only; the remaining key "
         "fields still sort records within the partition (secondary sort). "
         "Default: the whole key.",
@@ -70,7 +71,7 @@ class PartitionerSettings(Model):
 class SortKey(Model):
     """One key field to sort on (KeyFieldBasedComparator's -k<field>,<field>[n][r])."""
 
-    field: int = Field(ge=1, le=64, description="1-based field of the key.")
+    field: StrictInt = Field(ge=1, le=64, description="1-based field of the key.")
     numeric: bool = Field(
         default=False,
         description="Compare as numbers (10 after 9); text that is not a number sorts after "
@@ -125,10 +126,13 @@ class FormatSettings(Model):
 class BadRecordSettings(Model):
     """Records that make a mapper fail go to a dead-letter object instead, within a budget."""
 
-    max_count: int = Field(
-        default=0, ge=0, description="Bad records a map task may skip (0: fail on the first)."
+    max_count: StrictInt = Field(
+        default=0,
+        ge=0,
+        le=INT32_MAX,
+        description="Bad records a map task may skip (0: fail on the first).",
     )
-    max_ratio: float | None = Field(
+    max_ratio: StrictFloat | None = Field(
         default=None,
         gt=0,
         le=1,

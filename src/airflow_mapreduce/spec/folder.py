@@ -12,6 +12,7 @@ from pathlib import Path
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.spec.loader import DEFAULTS_FILE, load_job_file
 from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.spec.validators import redact_uri
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -44,6 +45,14 @@ def load_jobs(paths: list[Path]) -> LoadedJobs:
             job = load_job_file(path)
         except JobSpecError as exc:
             loaded.problems.append(str(exc))
+            continue
+        except Exception as exc:  # a bug of ours must not hide the other files either
+            loaded.problems.append(
+                redact_uri(
+                    f"{path.resolve()}:1:1: could not be checked: {type(exc).__name__}: {exc} "
+                    "(a bug of airflow-mapreduce: please report it with the file)"
+                )
+            )
             continue
         if job.dag_id in origin:
             where = f"{path.resolve()}:{_dag_id_line(path)}:1"

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictInt, model_validator
 
 from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.validators import FieldError, check_quantity, parse_quantity
+from airflow_mapreduce.spec.validators import (
+    INT32_MAX,
+    MAX_DURATION_SECONDS,
+    FieldError,
+    check_quantity,
+    parse_quantity,
+)
 
 Quantity = Annotated[
     str | int | float,
@@ -42,7 +48,7 @@ class TolerationSpec(Model):
     operator: Literal["Exists", "Equal"] = "Equal"
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = Field(default=None, ge=0)
+    toleration_seconds: StrictInt | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS)
 
     @model_validator(mode="after")
     def _exists_takes_no_value(self) -> TolerationSpec:
@@ -54,9 +60,10 @@ class TolerationSpec(Model):
 class SecurityContextSpec(Model):
     """Defaults lock pods down (non-root, read-only root, no privilege escalation)."""
 
-    run_as_user: int = Field(default=1000, ge=0)
-    run_as_group: int = Field(default=1000, ge=0)
-    fs_group: int | None = Field(default=1000, ge=0)
+    # Kubernetes takes uids and gids in 0..2**31-1 (validation.IsValidUserID).
+    run_as_user: StrictInt = Field(default=1000, ge=0, le=INT32_MAX)
+    run_as_group: StrictInt = Field(default=1000, ge=0, le=INT32_MAX)
+    fs_group: StrictInt | None = Field(default=1000, ge=0, le=INT32_MAX)
     run_as_non_root: bool = True
     read_only_root_filesystem: bool = True
     seccomp_profile: Literal["RuntimeDefault", "Unconfined"] = "RuntimeDefault"

@@ -1,7 +1,9 @@
 """Safe, line-aware YAML loading of job files into JobSpec.
 
-Only ``yaml.SafeLoader`` is used: no tags that build objects, no environment expansion of
-the raw text. Every problem is reported as ``file:line:col: field.path: message``.
+Only ``yaml.SafeLoader`` is used (bounded: spec/safe_yaml.py): no tags that build objects,
+no environment expansion of the raw text. Every problem is reported as
+``file:line:col: field.path: message``, and any file content at all ends in a JobSpec or
+a JobSpecError: never a hang, a crash or another exception.
 
 A ``defaults.yaml`` next to job files is deep-merged under each of them (the job wins);
 a problem caused by a default value points into ``defaults.yaml``.
@@ -9,6 +11,7 @@ a problem caused by a default value points into ``defaults.yaml``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,22 +22,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.spec.imports import missing_modules
 from airflow_mapreduce.spec.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobSpec
-from airflow_mapreduce.spec.validators import ENV_NAME_PATTERN, FieldError
-from airflow_mapreduce.storage import resolve_uri
+from airflow_mapreduce.spec.safe_yaml import MAX_FILE_BYTES, BoundedLoader, YamlProblem
+from airflow_mapreduce.spec.validators import ENV_NAME_PATTERN, FieldError, redact_uri
+from airflow_mapreduce.storage import overlap_problem, resolve_uri
 
 DEFAULTS_FILE = "defaults.yaml"
-
-
-class _JobLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text: pydantic parses them and, for 2024-13-01,
-    says where and what is wrong instead of PyYAML's bare ValueError."""
-
-
-_JobLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 Location = tuple[str, int, int]  # file, 1-based line, column
 FieldPath = tuple[str | int, ...]
@@ -54,20 +48,59 @@ def load_job_file(path: str | Path) -> JobSpec:
     Relative paths resolve in the file's folder.
     """
     path = Path(path).resolve()
-    job = _read_document(path)
-    defaults_path = path.parent / DEFAULTS_FILE
-    if defaults_path.is_file() and defaults_path != path:
-        defaults = _read_document(defaults_path)
-        job = _Document(
-            data=deep_merge(defaults.data, job.data),
-            locations={**defaults.locations, **job.locations},
-        )
-    spec = _validate(job, str(path))
-    return with_paths_resolved(spec, path.parent)
+    with _no_recursion_error(str(path)):
+        job = _read_document(path)
+        defaults_path = path.parent / DEFAULTS_FILE
+        if defaults_path.is_file() and defaults_path != path:
+            defaults = _read_document(defaults_path)
+            job = _Document(
+                data=deep_merge(defaults.data, job.data),
+                locations={**defaults.locations, **job.locations},
+            )
+        spec = _validate(job, str(path))
+        # Fields the files spell out only: a combiner copied from the reducer's reduce_by
+        # is reported there.
+        missing = [(f, m) for f, m in missing_modules(spec, path.parent) if f in job.locations]
+        if missing:
+            raise JobSpecError(
+                str(path),
+                [
+                    "{}:{}:{}: {}: {}".format(*job.locations[field], _dotted(field), message)
+                    for field, message in missing
+                ],
+            )
+        resolved = with_paths_resolved(spec, path.parent)
+        if problem := _overlap(resolved):
+            line, col = job.locations.get(("output",), (str(path), 1, 1))[1:]
+            raise JobSpecError(str(path), [f"{path}:{line}:{col}: output: {problem}"])
+        return resolved
+
+
+def _overlap(spec: JobSpec) -> str | None:
+    """Output or work overlapping the input (storage.overlap_problem); a templated URI is
+    checked once rendered, by the plan."""
+    uris = (spec.input.uri, spec.output, spec.work or "")
+    if any("{{" in uri for uri in uris):
+        return None
+    return overlap_problem(spec.input.uri, spec.output, spec.work)
 
 
 def parse_job_text(text: str, source: str = "<string>") -> JobSpec:
-    return _validate(_parse_document(text, source), source)
+    with _no_recursion_error(source):
+        return _validate(_parse_document(text, source), source)
+
+
+@contextlib.contextmanager
+def _no_recursion_error(source: str) -> Iterator[None]:
+    # The bounds of safe_yaml keep documents shallow; this is the net under every walk
+    # (composing, merging, pydantic, templates) so that no file aborts the others' checks.
+    try:
+        yield
+    except RecursionError:
+        raise JobSpecError(
+            source,
+            [f"{source}:1:1: the file is nested too deeply to check; flatten its values"],
+        ) from None
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +116,10 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 def _read_document(path: Path) -> _Document:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:  # no more than the limit, whatever the file is
+            raw = file.read(MAX_FILE_BYTES + 1)
+        _check_size(len(raw), str(path))
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise JobSpecError(
             str(path), [f"{path}:1:1: cannot read the file ({exc}); save it as UTF-8 text"]
@@ -91,30 +127,39 @@ def _read_document(path: Path) -> _Document:
     return _parse_document(text, str(path))
 
 
-def _parse_document(text: str, source: str) -> _Document:
-    try:
-        root = yaml.compose(text, Loader=_JobLoader)
-    except yaml.YAMLError as exc:
-        raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
-    if root is None:
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_FILE_BYTES:
         raise JobSpecError(
-            source, [f"{source}:1:1: the file is empty; expected a mapping of job fields"]
+            source,
+            [
+                f"{source}:1:1: the file is larger than {MAX_FILE_BYTES // 1024} KiB; a job "
+                "file is a few KiB of settings: keep data and code in files of their own"
+            ],
         )
-    locations: dict[FieldPath, Location] = {}
-    problems = [
-        f"{source}:{line}:{col}: {msg}" for (line, col), msg in _walk(root, (), source, locations)
-    ]
-    if problems:
-        raise JobSpecError(source, problems)
-    loader = _JobLoader(text)  # a SafeLoader subclass; builds data from the composed nodes
+
+
+def _parse_document(text: str, source: str) -> _Document:
+    _check_size(len(text.encode("utf-8", errors="replace")), source)
     try:
+        loader = BoundedLoader(text)  # refuses control characters right away
+    except yaml.YAMLError as exc:
+        raise JobSpecError(source, [_yaml_problem(source, exc, text)]) from exc
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise JobSpecError(
+                source, [f"{source}:1:1: the file is empty; expected a mapping of job fields"]
+            )
+        locations: dict[FieldPath, Location] = {}
+        problems = [
+            f"{source}:{line}:{col}: {msg}"
+            for (line, col), msg in _walk(root, (), source, locations)
+        ]
+        if problems:
+            raise JobSpecError(source, problems)
         data = loader.construct_document(root)
-    except yaml.YAMLError as exc:  # e.g. tags that would construct objects
-        raise JobSpecError(source, [_yaml_problem(source, exc)]) from exc
-    except ValueError as exc:  # an explicitly tagged value PyYAML cannot build
-        raise JobSpecError(
-            source, [f"{source}:1:1: not valid YAML: {exc}; remove the explicit !! tag"]
-        ) from exc
+    except yaml.YAMLError as exc:  # syntax, bounds, tags that would construct objects
+        raise JobSpecError(source, [_yaml_problem(source, exc, text)]) from exc
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -157,12 +202,14 @@ def describe_validation_error(
     found: list[tuple[Location, str]] = []
     for error in exc.errors():
         loc = _field_path(tuple(error["loc"]))
+        if error["type"] == "extra_forbidden":  # the key as written, even if it holds '['
+            loc = (*_field_path(tuple(error["loc"])[:-1]), error["loc"][-1])
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, FieldError):  # a model rule about one of its fields
             loc = (*loc, *cause.field)
         file, line, col = _nearest_location(loc, locations, source)
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
-        problem = f"{file}:{line}:{col}: {dotted}: {_message(error, loc)}"
+        # Quoted values may be URIs with credentials: never repeat them.
+        problem = redact_uri(f"{file}:{line}:{col}: {_dotted(loc)}: {_message(error, loc)}")
         if all(problem != p for _, p in found):  # a union reports each member's failure alike
             found.append(((file, line, col), problem))
     # In reading order: defaults.yaml's problems first, then the job file's.
@@ -211,15 +258,15 @@ def _message(error: Any, loc: FieldPath) -> str:
         ]
         hint = difflib.get_close_matches(str(found), choices, n=1)
         fix = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"expected one of {', '.join(map(repr, choices))}, found {found!r}{fix}"
+        return f"expected one of {', '.join(map(repr, choices))}, found {_describe(found)}{fix}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
               "less_than": "<"}[kind]  # fmt: skip
         bound = next(iter(ctx.values()))
-        return f"expected a number {op} {bound}, found {found!r}"
+        return f"expected a number {op} {bound}, found {_describe(found)}"
     if kind == "string_pattern_mismatch":
         rule = _PATTERNS.get(ctx["pattern"], f"a value matching {ctx['pattern']}")
-        return f"expected {rule}, found {found!r}"
+        return f"expected {rule}, found {_describe(found)}"
     if kind in ("string_too_long", "too_long"):
         return f"expected at most {ctx.get('max_length')} characters/items, found {len(found)}"
     if kind == "model_type" and loc and (model := _model_at(loc)) is not None:
@@ -229,10 +276,33 @@ def _message(error: Any, loc: FieldPath) -> str:
             f"expected a mapping of key: value lines, found {_describe(found)}; "
             f"write e.g. {loc[-1]}: {{{example}}}"
         )
+    if kind in ("int_type", "float_type") and (number := _number_message(kind, found)):
+        return number
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, found {_describe(found)}"
     message = str(error["msg"]).replace("Input should be", "expected")
     return f"{message}, found {_describe(found)}"
+
+
+def _number_message(kind: str, found: Any) -> str | None:
+    """Why a YAML value that looks like a number is not one (fields take no conversions:
+    yes is not 1, "3" is not 3, 2.0 is not 2)."""
+    expected = "an integer" if kind == "int_type" else "a number"
+    if isinstance(found, bool):
+        return (
+            f"expected {expected}, found the boolean {str(found).lower()} (YAML reads "
+            "yes/no/on/off/true/false as booleans); write a number"
+        )
+    if isinstance(found, str):
+        try:
+            float(found)
+        except ValueError:
+            return None
+        return f"expected {expected}, found the text {_describe(found)}; remove the quotes"
+    if isinstance(found, float) and kind == "int_type":
+        fix = f"; write {int(found)}" if found.is_integer() else ""
+        return f"expected a whole number, found {found!r}{fix}"
+    return None
 
 
 def _describe(value: Any) -> str:
@@ -240,7 +310,12 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
+
+
+def _dotted(path: FieldPath) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
 
 
 def _field_path(loc: tuple[Any, ...]) -> FieldPath:
@@ -315,9 +390,21 @@ def _walk(
             yield from _walk(item, (*path, index), source, locations)
 
 
-def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+def _yaml_problem(source: str, exc: yaml.YAMLError, text: str) -> str:
     mark = getattr(exc, "problem_mark", None)
-    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    if mark is not None:
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}"
+    else:  # a ReaderError (a control character) knows its offset only
+        offset = getattr(exc, "position", 0)
+        line, column = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+        where = f"{source}:{line}:{column}"
+    if isinstance(exc, YamlProblem):
+        return f"{where}: {exc.problem}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return (
+            f"{where}: not valid YAML: character #x{exc.character:04x} is not allowed "
+            "(a control character); remove it"
+        )
     problem = getattr(exc, "problem", None) or str(exc)
     if "could not determine a constructor" in problem:
         tag = problem.rsplit("tag:yaml.org,2002:", 1)[-1].rstrip("'")

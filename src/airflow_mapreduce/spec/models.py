@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
     ValidationInfo,
     WithJsonSchema,
@@ -29,6 +32,8 @@ from airflow_mapreduce.spec.queue import QueueSpec
 from airflow_mapreduce.spec.validators import (
     CALLABLE,
     ENV_NAME_PATTERN,
+    INT32_MAX,
+    MAX_DURATION_SECONDS,
     URI_PATTERN,
     FieldError,
     check_schedule,
@@ -40,6 +45,9 @@ DAG_ID_PATTERN = r"^[\w.-]+$"
 
 Backend = Literal["local", "kubernetes", "kubernetes_job", "local_pool"]
 
+MAX_REDUCERS = 100_000
+MAX_TASKS = 100_000  # map tasks, reduce tasks, tasks at once
+
 # Kubernetes object names (DNS-1123 subdomain).
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
@@ -50,6 +58,40 @@ _LABEL_KEY = re.compile(
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 Uri = Annotated[str, AfterValidator(check_uri), Field(json_schema_extra={"pattern": URI_PATTERN})]
 Schedule = Annotated[str, AfterValidator(check_schedule)]
+
+
+def _duration_not_bool(value: object) -> object:
+    # pydantic reads true as 1 second; YAML turns yes/on into true.
+    if isinstance(value, bool):
+        raise ValueError(
+            "expected a duration: seconds (3600), 'HH:MM:SS' or ISO 8601 (PT1H), found the "
+            f"boolean {str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans)"
+        )
+    return value
+
+
+def _positive_duration(value: dt.timedelta) -> dt.timedelta:
+    if not dt.timedelta(0) < value <= dt.timedelta(seconds=MAX_DURATION_SECONDS):
+        raise ValueError(
+            f"expected a duration above 0 and at most a year ({MAX_DURATION_SECONDS} s), "
+            f"found {value.total_seconds():g} s; e.g. PT2H or 7200"
+        )
+    return value
+
+
+Timeout = Annotated[
+    dt.timedelta,
+    BeforeValidator(_duration_not_bool),
+    AfterValidator(_positive_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
+                {"type": "string"},
+            ]
+        }
+    ),
+]
 
 
 class StepSpec(Model):
@@ -87,6 +129,12 @@ class StepSpec(Model):
     def _command_not_empty(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
             raise ValueError("expected a non-empty argv list such as [python3, mapper.py]")
+        if value is not None and "" in value:
+            raise FieldError(
+                (value.index(""),),
+                "empty argument: the command would get '' as this argument; remove it "
+                "(or quote the text that was meant)",
+            )
         return value
 
     @field_validator("callable", "reduce_by")
@@ -193,13 +241,15 @@ class KubernetesSpec(Model):
         description="A pod YAML the pods start from (relative to the job file); the "
         "settings above override it.",
     )
-    startup_timeout_seconds: int = Field(default=300, ge=1)
+    startup_timeout_seconds: StrictInt = Field(default=300, ge=1, le=MAX_DURATION_SECONDS)
     deferrable: bool = Field(
         default=False, description="Wait for pods in the triggerer instead of a worker slot."
     )
     on_finish_action: Literal["delete_pod", "delete_succeeded_pod", "keep_pod"] = "delete_pod"
-    startup_check_interval_seconds: int = Field(default=5, ge=1)
-    poll_interval_seconds: float = Field(default=2, gt=0, description="Deferrable mode's poll.")
+    startup_check_interval_seconds: StrictInt = Field(default=5, ge=1, le=MAX_DURATION_SECONDS)
+    poll_interval_seconds: StrictFloat = Field(
+        default=2, gt=0, le=MAX_DURATION_SECONDS, description="Deferrable mode's poll."
+    )
 
     @field_validator("labels")
     @classmethod
@@ -240,19 +290,14 @@ class JobSpec(DataPlaneSettings):
         default=False, description="Run every missed interval since start_date (backfill)."
     )
     tags: list[str] = Field(default_factory=list)
-    max_active_runs: int | None = Field(
+    max_active_runs: StrictInt | None = Field(
         default=None,
         ge=1,
+        le=INT32_MAX,
         description="Runs of this DAG at once; default: the deployment's "
         "[core] max_active_runs_per_dag (16 unless changed).",
     )
-    dagrun_timeout: (
-        Annotated[
-            dt.timedelta,
-            WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}),
-        ]
-        | None
-    ) = Field(
+    dagrun_timeout: Timeout | None = Field(
         default=None, description="Seconds, 'HH:MM:SS' or ISO 8601 (PT2H); the run fails after it."
     )
     owner: str = "airflow"
@@ -261,13 +306,20 @@ class JobSpec(DataPlaneSettings):
     )
     email_on_failure: bool = True
     pool: str | None = Field(default=None, description="Airflow pool of the map/reduce tasks.")
-    priority_weight: int = Field(default=1, description="Airflow priority of map/reduce tasks.")
+    priority_weight: StrictInt = Field(
+        default=1,
+        ge=-INT32_MAX - 1,
+        le=INT32_MAX,
+        description="Airflow priority of map/reduce tasks.",
+    )
 
     input: InputSpec
     mapper: StepSpec
     combiner: StepSpec | None = None
     reducer: StepSpec | None = None
-    reducers: int = Field(default=1, ge=0, le=100_000, description="0 makes a map-only job.")
+    reducers: StrictInt = Field(
+        default=1, ge=0, le=MAX_REDUCERS, description="0 makes a map-only job."
+    )
     output: Uri = Field(description="Output folder or prefix; Jinja-templated.")
     work: Uri | None = Field(
         default=None,
@@ -285,16 +337,20 @@ class JobSpec(DataPlaneSettings):
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
 
-    max_map_tasks: int = Field(default=256, ge=1, le=100_000)
-    max_reduce_tasks: int = Field(default=64, ge=1, le=100_000)
-    max_parallel_tasks: int | None = Field(
-        default=None, ge=1, description="Map/reduce tasks (pods) running at once per run."
-    )
-    retries: int = Field(default=2, ge=0)
-    retry_delay_seconds: int = Field(default=10, ge=0)
-    task_timeout_seconds: int | None = Field(
+    max_map_tasks: StrictInt = Field(default=256, ge=1, le=MAX_TASKS)
+    max_reduce_tasks: StrictInt = Field(default=64, ge=1, le=MAX_TASKS)
+    max_parallel_tasks: StrictInt | None = Field(
         default=None,
         ge=1,
+        le=MAX_TASKS,
+        description="Map/reduce tasks (pods) running at once per run.",
+    )
+    retries: StrictInt = Field(default=2, ge=0, le=INT32_MAX)
+    retry_delay_seconds: StrictInt = Field(default=10, ge=0, le=MAX_DURATION_SECONDS)
+    task_timeout_seconds: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DURATION_SECONDS,
         description="A map or reduce task (pod) running longer fails, its worker or pod is "
         "stopped, and retries apply (Airflow's execution_timeout).",
     )
@@ -336,9 +392,10 @@ class JobSpec(DataPlaneSettings):
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
         for address in value:
-            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+            # 254: RFC 5321's limit, which also keeps the regex's backtracking small.
+            if len(address) > 254 or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
                 raise ValueError(
-                    f"expected an e-mail address like team@example.com, found {address!r}"
+                    f"expected an e-mail address like team@example.com, found {address[:254]!r}"
                 )
         return value
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from airflow_mapreduce.spec.base import Model
+from airflow_mapreduce.spec.validators import INT32_MAX, MAX_DURATION_SECONDS
 
 
 class QueueSpec(Model):
@@ -22,23 +23,31 @@ class QueueSpec(Model):
         description="Kubernetes Secret whose key 'url' holds the queue URL for the pods "
         "(required by backend kubernetes_job).",
     )
-    workers: int = Field(
+    workers: StrictInt = Field(
         default=4, ge=1, le=10_000, description="Worker pods (parallelism) or local processes."
     )
-    max_attempts: int = Field(default=3, ge=1, description="Deliveries before dead-lettering.")
-    backoff_seconds: float = Field(
-        default=1.0, ge=0, description="Delay before the 2nd attempt; doubles for each next one."
+    # At most 100: the backoff doubles per attempt (2**attempts must stay a float).
+    max_attempts: StrictInt = Field(
+        default=3, ge=1, le=100, description="Deliveries before dead-lettering."
     )
-    max_backoff_seconds: float = Field(default=60.0, ge=0)
-    visibility_timeout_seconds: float = Field(
+    backoff_seconds: StrictFloat = Field(
+        default=1.0,
+        ge=0,
+        le=MAX_DURATION_SECONDS,
+        description="Delay before the 2nd attempt; doubles for each next one.",
+    )
+    max_backoff_seconds: StrictFloat = Field(default=60.0, ge=0, le=MAX_DURATION_SECONDS)
+    visibility_timeout_seconds: StrictFloat = Field(
         default=300.0,
         gt=0,
+        le=MAX_DURATION_SECONDS,
         description="A task not acknowledged (no heartbeat) for this long goes to another worker.",
     )
-    dead_letter_allowance: int = Field(
+    dead_letter_allowance: StrictInt = Field(
         default=0,
         ge=0,
+        le=INT32_MAX,
         description="Dead-lettered map tasks tolerated; above it the run fails. Any dead task "
         "still fails the shuffle (its output is missing), so keep 0 unless reduce is skipped.",
     )
-    progress_interval_seconds: float = Field(default=5.0, gt=0)
+    progress_interval_seconds: StrictFloat = Field(default=5.0, gt=0, le=MAX_DURATION_SECONDS)

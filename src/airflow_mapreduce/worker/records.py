@@ -93,11 +93,12 @@ def unreadable(what: str, uri: str, compression: str | None, exc: Exception) -> 
 
 def _is_corrupt_data(exc: Exception) -> bool:
     """Whether a decompressor raised `exc`. bz2 raises a bare OSError (no errno: storage's
-    have one); zstandard's error counts only where the module is loaded."""
-    zstandard = sys.modules.get("zstandard")
+    have one); a zstd module's error counts only where that module is loaded (fsspec uses
+    backports.zstd, or compression.zstd from Python 3.14, where present, else zstandard)."""
     corrupt: tuple[type[Exception], ...] = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
-    if zstandard is not None:
-        corrupt += (zstandard.ZstdError,)
+    for name in ("backports.zstd", "compression.zstd", "zstandard"):
+        if (module := sys.modules.get(name)) is not None:
+            corrupt += (module.ZstdError,)
     return isinstance(exc, corrupt) or (type(exc) is OSError and exc.errno is None)
 
 
