@@ -44,7 +44,17 @@ def resolve_uri(uri: str, base_dir: Path | None) -> str:
                 "path (relative paths are taken from the job file's folder)"
             )
     elif "://" in uri:
-        return uri
+        scheme, rest = uri.split("://", 1)
+        authority = rest.split("/", 1)[0]
+        if "@" in authority or ":" in authority:
+            # Not quoted: the URI may hold a key and secret.
+            raise UnsafeUriError(
+                f"a {scheme}:// URI holds credentials or a connection id (user@ or "
+                "user:secret@ before the bucket); put credentials in an Airflow connection "
+                "(storage.aws_conn_id) or a Kubernetes Secret (kubernetes.storage_secret)"
+            )
+        # Object keys spelt alike whatever the typing ('s3://b//x' lists as 's3://b/x').
+        return f"{scheme}://{re.sub('/{2,}', '/', rest)}"
     elif os.path.isabs(uri):
         path = uri
     elif base_dir is None:

@@ -314,3 +314,26 @@ def test_a_killed_commit_is_cleaned_up_by_its_retry(job_dir: Path, kill_at: str)
     commit_run(files, plan_uri)
     assert names(out) == ["_SUCCESS", "_manifest.json", "part-00000", "part-00001", "part-00002"]
     assert output_counts(out) == counted(job_dir / "in")
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("s3://AKIAKEY:Zq9-token-Zq9@bucket/out", "holds credentials"),
+        ("s3://AKIAKEY:Zq9-token/with/slash-Zq9@bucket/out", "holds credentials"),
+        ("relative/out", "has no folder to be relative to"),
+    ],
+)
+def test_the_python_api_gets_the_same_canonical_form(
+    job_dir: Path, output: str, message: str
+) -> None:
+    """A RunTarget built in Python goes through the same canonical form; a secret in it is
+    never echoed."""
+    from airflow_mapreduce.errors import PlanError
+
+    job = load_job_file(job_dir / "job.yaml")
+    target = RunTarget(job.dag_id, "r", job.input.uri, output, None, 3, 2)
+    with pytest.raises(PlanError, match=message) as info:
+        plan_run(FileSystems(), job, target)
+    assert "Zq9" not in str(info.value) and "AKIAKEY" not in str(info.value)
+    assert not (job_dir / "out").exists()
