@@ -4,6 +4,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
-ruff check src tests dags bench
+ruff check airflow_mapreduce tests dags bench
 mypy
 pytest -p no:cacheprovider "$@"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.servers import REDIS_PASSWORD, QueueServer, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent

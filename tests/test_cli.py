@@ -8,11 +8,11 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import yaml
-from tests.wordcount import output_counts
 from typer.testing import CliRunner
 
 from airflow_mapreduce.cli import app
 from airflow_mapreduce.spec.schema import job_json_schema
+from tests.wordcount import output_counts
 
 REPO = Path(__file__).resolve().parents[1]
 INVALID = REPO / "tests" / "spec" / "invalid"

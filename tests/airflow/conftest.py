@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.airflow.standalone import Airflow, standalone
 from tests.conftest import S3Server
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+
 from tests.servers import free_port
 
 VENV_BIN = Path(sys.executable).parent

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.airflow.standalone import Airflow, standalone
-from tests.wordcount import output_counts
 
 from airflow_mapreduce.spec import load_job_file
 from airflow_mapreduce.spec.folder import job_files
+from tests.airflow.standalone import Airflow, standalone
+from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

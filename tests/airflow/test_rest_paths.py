@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.airflow.standalone import Airflow
 from tests.conftest import S3Server
 from tests.wordcount import output_counts, word_counts

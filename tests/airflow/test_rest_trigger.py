@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.airflow.standalone import Airflow
 from tests.wordcount import output_counts
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from tests.kubernetes.emulator import NAMESPACE, REPO_DAGS, EmulatedCluster, emulated_cluster
 from tests.kubernetes.job_controller import TestJobController
 from tests.kubernetes.kubelet import TestKubelet

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.dags_folder import yaml_dag
 from tests.kubernetes.emulator import NAMESPACE, EmulatedCluster
 from tests.kubernetes.emulator import REPO_DAGS as DAGS

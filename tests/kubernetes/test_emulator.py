@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from tests.kubernetes.emulator import NAMESPACE, EmulatedCluster, emulated_cluster
 from tests.kubernetes.kubelet import TestKubelet
 

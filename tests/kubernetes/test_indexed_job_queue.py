@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airflow_mapreduce.queue import QUEUE_URL_ENV, open_queue, queue_name
 from tests.dags_folder import yaml_dag
 from tests.kubernetes.conftest import JobsCluster
 from tests.kubernetes.emulator import NAMESPACE
 from tests.kubernetes.emulator import REPO_DAGS as DAGS
 from tests.servers import REDIS_PASSWORD
 from tests.wordcount import input_counts, output_counts
-
-from airflow_mapreduce.queue import QUEUE_URL_ENV, open_queue, queue_name
 
 # A broken failure path would otherwise wait for a queue nobody pulls until the global timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]

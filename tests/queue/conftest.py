@@ -4,6 +4,7 @@ session's (tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
+
 from tests.servers import QueueServer
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from tests.dags_folder import yaml_dag
-from tests.wordcount import output_counts
 
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.queue_backend import queue_url_from_connection
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, open_queue, queue_name
 from airflow_mapreduce.spec import parse_job_text
+from tests.dags_folder import yaml_dag
+from tests.wordcount import output_counts
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPER = REPO / "dags" / "mapreduce_jobs" / "wordcount" / "mapper.py"
@@ -95,7 +95,7 @@ dag_id: wordcount_queue_retry
 input: {{uri: unused, split_size: 16KiB}}
 mapper: {{command: [python3, {mapper}, {runs_log}, {tmp_path / "failed-once"}, {MAPPER}]}}
 reducer: {{command: [python3, {REPO / "dags/mapreduce_jobs/wordcount/reducer.py"}]}}
-output: unused
+output: unused-out
 backend: local_pool
 retries: 1
 retry_delay_seconds: 1

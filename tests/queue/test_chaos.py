@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.wordcount import output_counts
 
 from airflow_mapreduce.errors import ShuffleError
 from airflow_mapreduce.plan.commit import commit_run
@@ -28,6 +27,7 @@ from airflow_mapreduce.queue.progress import wait_until_finished
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.run import run_task
+from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -8,13 +8,12 @@ import sys
 import uuid
 from pathlib import Path
 
-from tests.no_airflow import BLOCK_AIRFLOW
-
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueuePolicy, open_queue
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
+from tests.no_airflow import BLOCK_AIRFLOW
 
 
 def run_worker(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

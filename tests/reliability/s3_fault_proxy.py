@@ -14,6 +14,7 @@ import threading
 
 import aiohttp
 from aiohttp import web
+
 from tests.servers import free_port
 
 FAULTS = ("slow_down", "internal_error", "reset_before", "reset_after")

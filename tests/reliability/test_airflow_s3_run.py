@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+
 from tests.wordcount import word_counts
 
 from .conftest import DAGS, SmallCorpus

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.wordcount import output_counts
 
 from airflow_mapreduce.errors import CommitError
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.spec.loader import load_job_file
 from airflow_mapreduce.storage import FileSystems
+from tests.wordcount import output_counts
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [str(Path(sys.executable).parent / "airflow-mapreduce")]

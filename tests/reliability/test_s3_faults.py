@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 import s3fs
-from tests.servers import free_port
-from tests.wordcount import word_counts
 
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
+from tests.servers import free_port
+from tests.wordcount import word_counts
 
 from .conftest import WORDCOUNT_JOB, SmallCorpus, start_worker, worker_env
 from .s3_fault_proxy import S3FaultProxy

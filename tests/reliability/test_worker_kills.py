@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.wordcount import word_counts
 
 from airflow_mapreduce.errors import CommitError, ShuffleError
 from airflow_mapreduce.plan.commit import commit_run
@@ -30,6 +29,7 @@ from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
+from tests.wordcount import word_counts
 
 from .conftest import WORDCOUNT_JOB, kill_when, run_worker, start_worker, worker_env
 

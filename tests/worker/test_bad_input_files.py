@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from tests.servers import free_port
 
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.plan.tasks import InputSplit, JobRuntime, MapTaskSpec
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
+from tests.servers import free_port
 
 DATA = b"".join(b"w%d\t%d\n" % (i % 997, i) for i in range(200_000))  # 2.4 MB
 

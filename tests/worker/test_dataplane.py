@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 import zstandard
-from tests.wordcount import output_counts, read_parts
 
 from airflow_mapreduce.errors import RecordError, TaskFailedError
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.steps import _SkipMode
+from tests.wordcount import output_counts, read_parts
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 

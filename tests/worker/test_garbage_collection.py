@@ -6,10 +6,9 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from tests.worker.test_memory_bound import run_in_child
-
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.memory import YOUNG_OBJECTS_PER_COLLECTION
+from tests.worker.test_memory_bound import run_in_child
 
 MIB = 1 << 20
 RECORDS = 400_000

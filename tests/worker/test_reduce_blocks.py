@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
-from tests.worker.test_reduce_by import KEYS, encode, random_blocks, sorted_lines
 
 from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.worker.fold import reduce_sorted_blocks
+from tests.worker.test_reduce_by import KEYS, encode, random_blocks, sorted_lines
 
 Reducer = Callable[[Any, Iterator[Any]], Iterable[Any]]
 

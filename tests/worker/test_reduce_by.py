@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.worker.test_sort_buffers import SMALL, check_partitions, drained
 
 from airflow_mapreduce.errors import RecordError
 from airflow_mapreduce.spec import parse_job_text
@@ -24,6 +23,7 @@ from airflow_mapreduce.worker.fold import fold_sorted_blocks
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import KEY_OVERHEAD, PairBuffer
+from tests.worker.test_sort_buffers import SMALL, check_partitions, drained
 
 HEAD = "dag_id: rb\ninput: {uri: unused, split_size: 64KiB}\noutput: unused\nreducers: 3\n"
 KEYS: list[Any] = ["a", "b\tc", 'q"uote', "back\\slash", "ünï", "\udcff-raw", 1, 1.0, True]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import collections
 
 import pytest
-from tests.wordcount import output_counts, read_parts
 
 from airflow_mapreduce.spec import parse_job_text
+from tests.wordcount import output_counts, read_parts
 
 STREAMING = "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper.py]}\n"
 CALLABLES = (

@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.no_airflow import BLOCK_AIRFLOW
-
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
+from tests.no_airflow import BLOCK_AIRFLOW
 
 
 def test_worker_runs_map_tasks_with_airflow_unimportable(tmp_path: Path) -> None:
