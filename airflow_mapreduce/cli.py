@@ -13,10 +13,10 @@ import typer
 import yaml
 
 from airflow_mapreduce.errors import JobSpecError, MapReduceError
-from airflow_mapreduce.spec.folder import job_files, load_jobs
-from airflow_mapreduce.spec.loader import DEFAULTS_FILE, load_job_file
-from airflow_mapreduce.spec.models import JobSpec
-from airflow_mapreduce.spec.schema import job_json_schema_text
+from airflow_mapreduce.job.folder import job_files, load_jobs
+from airflow_mapreduce.job.loader import DEFAULTS_FILE, load_job_file
+from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.schema import job_json_schema_text
 
 app = typer.Typer(help="MapReduce jobs on Kubernetes as Airflow DAGs.", no_args_is_help=True)
 
@@ -158,7 +158,7 @@ def _echo_err(line: str) -> None:
 def _run_uri(option: str, given: str | None, default: str) -> str:
     """The URI `run` uses for `option`: the one given (a path is relative to the current
     folder) or the job's, which must not be an Airflow template here."""
-    from airflow_mapreduce.spec.validators import check_uri
+    from airflow_mapreduce.job.validators import check_uri
     from airflow_mapreduce.storage import resolve_uri
 
     uri = resolve_uri(given, Path.cwd()) if given else default

@@ -31,11 +31,11 @@ from types import FrameType
 from typing import IO
 
 from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.launch import job_dir_env, worker_command
 from airflow_mapreduce.plan.commit import OutputManifest, commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
-from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.storage import FileSystems
 
 OUTPUT_TAIL = 30  # lines of a failed worker's output quoted in the error

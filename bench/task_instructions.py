@@ -26,8 +26,8 @@ PERIOD = 10_000_000  # instructions per sample (denser sampling gets throttled)
 
 
 def run_one_task(label: str, path: Path, out: Path) -> None:
+    from airflow_mapreduce.job import parse_job_text
     from airflow_mapreduce.plan.planner import RunTarget, plan_run
-    from airflow_mapreduce.spec import parse_job_text
     from airflow_mapreduce.storage import FileSystems
     from airflow_mapreduce.worker.run import run_task
 

@@ -270,10 +270,10 @@ def _run_task(uri: str) -> None:
 
 
 def run_pipeline(job_yaml: str, input_dir: Path, output: Path, pool: ProcessPoolExecutor) -> None:
+    from airflow_mapreduce.job import parse_job_text
     from airflow_mapreduce.plan.commit import commit_run
     from airflow_mapreduce.plan.planner import RunTarget, plan_run
     from airflow_mapreduce.plan.shuffle import shuffle_run
-    from airflow_mapreduce.spec import parse_job_text
     from airflow_mapreduce.storage import FileSystems
 
     job = parse_job_text(job_yaml)

@@ -191,10 +191,10 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
     The example jobs' relative commands and modules resolve in dags/, as for the local backend.
     """
+    from airflow_mapreduce.job.models import JobSpec
     from airflow_mapreduce.plan.commit import OutputManifest, commit_run
     from airflow_mapreduce.plan.planner import RunTarget, plan_run
     from airflow_mapreduce.plan.shuffle import shuffle_run
-    from airflow_mapreduce.spec.models import JobSpec
     from airflow_mapreduce.storage import FileSystems
     from airflow_mapreduce.worker.run import run_task
 

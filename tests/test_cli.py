@@ -11,11 +11,11 @@ import yaml
 from typer.testing import CliRunner
 
 from airflow_mapreduce.cli import app
-from airflow_mapreduce.spec.schema import job_json_schema
+from airflow_mapreduce.job.schema import job_json_schema
 from tests.wordcount import output_counts
 
 REPO = Path(__file__).resolve().parents[1]
-INVALID = REPO / "tests" / "spec" / "invalid"
+INVALID = REPO / "tests" / "job" / "invalid"
 runner = CliRunner()
 
 

@@ -21,20 +21,10 @@ import pytest
 import yaml
 
 from airflow_mapreduce.local_run import LINE_LIMIT, STOP_GRACE_SECONDS, output_lines
+from tests.cli_memory import MEASURED_CLI, peak_bytes
 
 CLI = Path(sys.executable).parent / "airflow-mapreduce"
 STARTUP = 60.0  # seconds: imports and the plan on a busy machine, before the first task
-# The CLI itself (not its workers), reporting its peak RSS from /proc/self/status at exit.
-MEASURED_CLI = """
-import atexit, os, sys
-def report():
-    with open("/proc/self/status") as status, open(os.environ["CLI_VMHWM_FILE"], "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM:")))
-atexit.register(report)
-from airflow_mapreduce.cli import main
-sys.argv[0] = "airflow-mapreduce"
-main()
-"""
 SLEEPING_MAPPER = """
 import sys, time
 with open(sys.argv[2], "a") as starts:
@@ -227,7 +217,7 @@ def test_200_mb_of_mappers_stderr_stream_through_a_cli_of_bounded_memory(
     parts = sorted((tmp_path / "out").glob("part-*"))
     records = b"".join(p.read_bytes() for p in parts).splitlines()
     assert sorted(records) == [b"word0\t1"] * 500 + [b"word1\t1"] * 500
-    peak_kib = int(vmhwm.read_text().split()[1])
+    peak_kib = peak_bytes(vmhwm) // 1024
     assert peak_kib < 150 * 1024, f"the CLI's peak RSS was {peak_kib} KiB"
 
 

@@ -15,8 +15,8 @@ from airflow.sdk import XComArg
 
 from airflow_mapreduce.airflow.labels import LOCAL_MAP_INDEX_TEMPLATE, POD_MAP_INDEX_TEMPLATE
 from airflow_mapreduce.airflow.operators import LocalWorkerOperator
+from airflow_mapreduce.job.models import JobSpec, KubernetesSpec
 from airflow_mapreduce.launch import worker_command
-from airflow_mapreduce.spec.models import JobSpec, KubernetesSpec
 
 WORKDIR_TMP = "/tmp"  # writable scratch for spills under a read-only root filesystem
 

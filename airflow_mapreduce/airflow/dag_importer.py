@@ -39,7 +39,7 @@ class YamlDagImporter(AbstractDagImporter):
 
     @classmethod
     def supported_extensions(cls) -> list[str]:
-        from airflow_mapreduce.spec.folder import YAML_SUFFIXES
+        from airflow_mapreduce.job.folder import YAML_SUFFIXES
 
         return list(YAML_SUFFIXES)
 
@@ -52,7 +52,7 @@ class YamlDagImporter(AbstractDagImporter):
         Safe mode's heuristic (the words "airflow" and "dag" in the text) is not applied: a
         YAML it skipped would vanish without an error.
         """
-        from airflow_mapreduce.spec.folder import job_files
+        from airflow_mapreduce.job.folder import job_files
 
         jobs = set(job_files(Path(directory)))
         for path in super().list_dag_files(directory, safe_mode=False):
@@ -92,7 +92,7 @@ class YamlDagImporter(AbstractDagImporter):
 
     def _build(self, path: Path, root: Path) -> DAG:
         from airflow_mapreduce.airflow.factory import build_dag
-        from airflow_mapreduce.spec.loader import load_job_file
+        from airflow_mapreduce.job.loader import load_job_file
 
         job = load_job_file(path)
         if problem := self._dag_id_claimed(path, job.dag_id, root):
@@ -102,7 +102,7 @@ class YamlDagImporter(AbstractDagImporter):
     def _dag_id_claimed(self, path: Path, dag_id: str, root: Path) -> str | None:
         """The problem of a dag_id that a valid job file earlier in the bundle already uses:
         the earlier file keeps it, as ``airflow-mapreduce validate`` reports."""
-        from airflow_mapreduce.spec.folder import load_jobs
+        from airflow_mapreduce.job.folder import load_jobs
 
         this = path.resolve()
         # Files that cannot hold the dag_id are not validated: parsing a YAML costs
@@ -120,7 +120,7 @@ class YamlDagImporter(AbstractDagImporter):
 
 def _head(path: Path) -> bytes:
     """As much of a file as the loader would read (a bigger one is refused anyway)."""
-    from airflow_mapreduce.spec.safe_yaml import MAX_FILE_BYTES
+    from airflow_mapreduce.job.safe_yaml import MAX_FILE_BYTES
 
     with path.open("rb") as f:
         return f.read(MAX_FILE_BYTES + 1)

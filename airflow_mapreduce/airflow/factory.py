@@ -16,8 +16,8 @@ from airflow.sdk import DAG, Param
 
 from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks
 from airflow_mapreduce.errors import MapReduceError
-from airflow_mapreduce.spec.models import JobSpec, as_utc_datetime
-from airflow_mapreduce.spec.validators import URI_PATTERN
+from airflow_mapreduce.job.models import JobSpec, as_utc_datetime
+from airflow_mapreduce.job.validators import URI_PATTERN
 
 
 def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
@@ -56,7 +56,7 @@ def run_params(job: JobSpec) -> dict[str, Param]:
 
     The bounds are the YAML's, as plan.planner.check_reducers applies them to a run.
     """
-    from airflow_mapreduce.spec.models import MAX_REDUCERS, MAX_TASKS
+    from airflow_mapreduce.job.models import MAX_REDUCERS, MAX_TASKS
 
     uri_rule: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": URI_PATTERN}
     # A run may change how many reducers, not whether there is a reduce phase.

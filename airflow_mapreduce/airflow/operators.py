@@ -16,14 +16,14 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
 from airflow_mapreduce.errors import PlanError, TaskFailedError
+from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.validators import check_uri
 from airflow_mapreduce.launch import worker_command
 from airflow_mapreduce.plan.commit import commit_run, commit_summary
 from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.output_lease import OutputLease, process_is_running
 from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
-from airflow_mapreduce.spec.models import JobSpec
-from airflow_mapreduce.spec.validators import check_uri
 from airflow_mapreduce.storage import FileSystems, resolve_uri
 
 

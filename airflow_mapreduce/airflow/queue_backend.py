@@ -23,12 +23,12 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.queue import QueueSpec
 from airflow_mapreduce.plan.manifests import pending_map_specs, read_task_spec
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, QueuePolicy, WorkQueue
 from airflow_mapreduce.queue.base import open_queue, queue_name
 from airflow_mapreduce.queue.progress import wait_until_finished
-from airflow_mapreduce.spec.models import JobSpec
-from airflow_mapreduce.spec.queue import QueueSpec
 from airflow_mapreduce.storage import FileSystems
 
 JOB_STATUS_INTERVAL_SECONDS = 10.0

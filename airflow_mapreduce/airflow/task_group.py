@@ -14,7 +14,7 @@ from airflow_mapreduce.airflow.operators import (
     MapReduceShuffleOperator,
 )
 from airflow_mapreduce.airflow.queue_backend import add_queue_map_task
-from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.job.models import JobSpec
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from airflow_mapreduce.errors import CommitError, PlanError
+from airflow_mapreduce.job.base import Model
 from airflow_mapreduce.plan.layout import OutputLayout
-from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.storage import FileSystems, MissingObjectError
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from pydantic import Field, ValidationError
 
+from airflow_mapreduce.job.base import Model
 from airflow_mapreduce.plan.layout import OutputLayout
 from airflow_mapreduce.plan.output_lease import read_lease
 from airflow_mapreduce.plan.tasks import Counters, PartFile, PeakMemory
-from airflow_mapreduce.spec.base import Model
 from airflow_mapreduce.storage import FileSystems, MissingObjectError, temporary_name_of
 
 SHOWN = 20  # unknown objects named in a message

@@ -6,12 +6,12 @@ from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
 from airflow_mapreduce.errors import PlanError
+from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.output_lease import IsRunning, process_is_running, take_lease
 from airflow_mapreduce.plan.output_state import describe_unknown, survey_output
 from airflow_mapreduce.plan.splits import group_splits, list_input, require_input, splits_of
 from airflow_mapreduce.plan.tasks import JobRuntime, MapTaskSpec, RunPlan
-from airflow_mapreduce.spec.models import JobSpec
 from airflow_mapreduce.storage import FileSystems, UnsafeUriError, overlap_problem, resolve_uri
 
 

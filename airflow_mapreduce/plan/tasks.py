@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.dataplane import DataPlane
-from airflow_mapreduce.spec.models import JobSpec, StepSpec
+from airflow_mapreduce.job.base import Model
+from airflow_mapreduce.job.dataplane import DataPlane
+from airflow_mapreduce.job.models import JobSpec, StepSpec
 
 Counters = dict[str, dict[str, int]]
 MIB = 1 << 20

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from airflow_mapreduce.errors import RecordError
+from airflow_mapreduce.job.dataplane import BadRecordSettings
 from airflow_mapreduce.plan.tasks import InputSplit
-from airflow_mapreduce.spec.dataplane import BadRecordSettings
 from airflow_mapreduce.storage import FileSystems
 
 SHOWN_BYTES = 200

@@ -14,8 +14,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow_mapreduce.job.dataplane import SortKey
 from airflow_mapreduce.plan.tasks import JobRuntime
-from airflow_mapreduce.spec.dataplane import SortKey
 
 TAB = b"\t"
 

@@ -12,11 +12,11 @@ from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.manifests import write_task_manifest
 from airflow_mapreduce.plan.tasks import Counters, InputSplit, MapTaskSpec, PartFile, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
-from airflow_mapreduce.worker import context, memory
+from airflow_mapreduce.worker import memory, reporter
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.codec import Codec
-from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.lifecycle import task_lifecycle
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import open_part, part_uri
 from airflow_mapreduce.worker.pair_buffer import PairBuffer
@@ -60,8 +60,8 @@ def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
 
 def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     attempt = new_attempt_id()
-    info = context.TaskInfo("map", spec.dag_id, spec.run_id, spec.task_index, attempt)
-    with context.running(info), task_hooks(spec.job.dataplane.hooks):
+    info = reporter.TaskInfo("map", spec.dag_id, spec.run_id, spec.task_index, attempt)
+    with reporter.running(info), task_lifecycle(spec.job.dataplane.lifecycle):
         try:
             return _run(files, spec, attempt, info.counters, skip_mode=False)
         except CommandFailedError as exc:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from airflow_mapreduce.errors import RecordError
-from airflow_mapreduce.spec.dataplane import FormatSettings
+from airflow_mapreduce.job.dataplane import FormatSettings
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.codec import _text, decode_text
 

@@ -8,10 +8,10 @@ from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.manifests import write_task_manifest
 from airflow_mapreduce.plan.tasks import Counters, PartFile, ReduceTaskSpec, TaskManifest
 from airflow_mapreduce.storage import FileSystems, join_uri
-from airflow_mapreduce.worker import context, memory
+from airflow_mapreduce.worker import memory, reporter
 from airflow_mapreduce.worker.codec import Codec
-from airflow_mapreduce.worker.hooks import task_hooks
 from airflow_mapreduce.worker.keys import RecordFormat
+from airflow_mapreduce.worker.lifecycle import task_lifecycle
 from airflow_mapreduce.worker.map_task import COUNTERS, new_attempt_id
 from airflow_mapreduce.worker.merge import merge_block_lists
 from airflow_mapreduce.worker.outputs import open_part, part_uri
@@ -37,8 +37,8 @@ def reduce_env(spec: ReduceTaskSpec, attempt: str, partition: int) -> dict[str, 
 
 def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
     attempt = new_attempt_id()
-    info = context.TaskInfo("reduce", spec.dag_id, spec.run_id, spec.task_index, attempt)
-    with context.running(info), task_hooks(spec.job.dataplane.hooks):
+    info = reporter.TaskInfo("reduce", spec.dag_id, spec.run_id, spec.task_index, attempt)
+    with reporter.running(info), task_lifecycle(spec.job.dataplane.lifecycle):
         return _run(files, spec, attempt, info.counters)
 
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError, raised_on_key
+from airflow_mapreduce.job.models import StepSpec
 from airflow_mapreduce.plan.tasks import Counters, InputSplit
-from airflow_mapreduce.spec.models import StepSpec
-from airflow_mapreduce.worker import context
+from airflow_mapreduce.worker import reporter
 from airflow_mapreduce.worker.bad_records import DeadLetters
 from airflow_mapreduce.worker.callables import ReduceBy, load_callable
 from airflow_mapreduce.worker.codec import Codec, decode_text, encode_json
@@ -137,7 +137,7 @@ class Step:
         per pair out of here: a per-record mapper's generators are drained by C loops."""
         function = self.function
         assert function is not None
-        batch_mapper = context.is_batch_mapper(function)
+        batch_mapper = reporter.is_batch_mapper(function)
         # How one record is passed when records are called one by one.
         one: Callable[[Any], Any] = (lambda v: [v]) if batch_mapper else (lambda v: (None, v))
         for start, block in blocks:

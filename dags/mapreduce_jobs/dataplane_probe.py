@@ -1,11 +1,11 @@
-"""Small callables the data-plane tests and docs use (counters, hooks, JSON-lines items)."""
+"""Small callables the data-plane tests and docs use (counters, lifecycle, JSON-lines)."""
 
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from airflow_mapreduce.worker import context
+from airflow_mapreduce.worker import reporter
 
 
 def group_values(key: str, values: Iterable[str]) -> Iterator[tuple[str, list[str]]]:
@@ -17,11 +17,11 @@ def risky_mapper(_key: None, line: str) -> Iterator[tuple[str, int]]:
     if "BAD" in line:
         raise ValueError("cannot parse")
     for word in line.split():
-        context.increment_counter("Probe", "words", 1)
+        reporter.increment_counter("Probe", "words", 1)
         yield word, 1
 
 
-@context.batch_mapper
+@reporter.batch_mapper
 def risky_batch_mapper(lines: list[str]) -> list[tuple[str, int]]:
     """The batch form of risky_mapper (without counters: a failed batch is retried)."""
     if any("BAD" in line for line in lines):
@@ -29,7 +29,7 @@ def risky_batch_mapper(lines: list[str]) -> list[tuple[str, int]]:
     return [(word, 1) for line in lines for word in line.split()]
 
 
-@context.batch_mapper
+@reporter.batch_mapper
 def risky_counting_mapper(lines: list[str]) -> Counter[str]:
     """risky_batch_mapper returning a mapping, word -> count (a batch mapper may)."""
     if any("BAD" in line for line in lines):
@@ -47,12 +47,12 @@ def total(key: str, values: Iterable[int]) -> Iterator[tuple[str, int]]:
 
 
 def setup() -> None:
-    context.increment_counter("Probe", "setups", 1)
+    reporter.increment_counter("Probe", "setups", 1)
 
 
 def teardown() -> None:
     marker = os.environ.get("PROBE_TEARDOWN_DIR")
-    task = context.current_task()
+    task = reporter.current_task()
     if marker and task is not None:
         with open(os.path.join(marker, f"{task.kind}-{task.task_index}"), "w") as f:
             f.write("done")

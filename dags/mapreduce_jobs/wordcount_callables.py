@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import chain
 
-from airflow_mapreduce.worker.context import batch_mapper
+from airflow_mapreduce.worker.reporter import batch_mapper
 
 
 def mapper(_key: None, line: str) -> Iterator[tuple[str, int]]:

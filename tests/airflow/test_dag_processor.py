@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from airflow_mapreduce.spec import load_job_file
-from airflow_mapreduce.spec.folder import job_files
+from airflow_mapreduce.job import load_job_file
+from airflow_mapreduce.job.folder import job_files
 from tests.airflow.standalone import Airflow, standalone
 from tests.wordcount import output_counts
 

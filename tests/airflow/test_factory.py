@@ -132,7 +132,7 @@ def test_scheduling_fields_reach_the_dag(dags_folder: Path) -> None:
     assert nightly.end_date.isoformat() == "2024-01-03T00:00:00+00:00"
     assert {"mapreduce", "example", "nightly"} <= set(nightly.tags)
     from airflow_mapreduce.airflow import build_dag
-    from airflow_mapreduce.spec import load_job_file
+    from airflow_mapreduce.job import load_job_file
 
     k8s = build_dag(load_job_file(REPO / "examples" / "wordcount_kubernetes.yaml"))
     assert k8s.dagrun_timeout.total_seconds() == 7200
@@ -141,7 +141,7 @@ def test_scheduling_fields_reach_the_dag(dags_folder: Path) -> None:
 
 def test_max_active_runs_defaults_to_the_deployment_setting(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from airflow_mapreduce.airflow import build_dag
-    from airflow_mapreduce.spec import parse_job_text
+    from airflow_mapreduce.job import parse_job_text
 
     monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG", "3")
     job = "dag_id: runs\ninput: {uri: in}\noutput: out\nmapper: {command: [cat]}\nreducers: 0\n"
@@ -151,7 +151,7 @@ def test_max_active_runs_defaults_to_the_deployment_setting(monkeypatch) -> None
 
 def test_email_on_failure_uses_the_smtp_notifier() -> None:
     from airflow_mapreduce.airflow import build_dag
-    from airflow_mapreduce.spec import parse_job_text
+    from airflow_mapreduce.job import parse_job_text
 
     text = (
         "dag_id: mailed\ninput: {uri: in}\nmapper: {command: [cat]}\nreducers: 0\n"
@@ -179,7 +179,7 @@ def test_params_apply_the_yaml_rules_to_conf(name: str, value: object, ok: bool)
     from airflow.sdk.exceptions import ParamValidationError
 
     from airflow_mapreduce.airflow import build_dag
-    from airflow_mapreduce.spec import load_job_file
+    from airflow_mapreduce.job import load_job_file
 
     param = build_dag(load_job_file(REPO / "dags" / "wordcount.yaml")).params.get_param(name)
     if ok:

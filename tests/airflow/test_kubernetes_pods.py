@@ -10,7 +10,7 @@ import pytest
 
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.pods import render_worker_pods
-from airflow_mapreduce.spec import load_job_file, parse_job_text
+from airflow_mapreduce.job import load_job_file, parse_job_text
 
 KUBERNETES_VERSIONS = ["1.33.0", "1.37.0"]
 REPO = Path(__file__).resolve().parents[2]

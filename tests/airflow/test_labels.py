@@ -8,8 +8,8 @@ import jinja2
 
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.labels import human_bytes, task_label
+from airflow_mapreduce.job import StepSpec, parse_job_text
 from airflow_mapreduce.plan.tasks import InputSplit, JobRuntime, MapTaskSpec, ReduceTaskSpec
-from airflow_mapreduce.spec import StepSpec, parse_job_text
 
 RUNTIME = JobRuntime(mapper=StepSpec(command=["cat"]), num_partitions=8, codec="raw")
 COMMON: dict[str, Any] = {

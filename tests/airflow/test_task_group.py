@@ -6,7 +6,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
 from airflow_mapreduce.airflow import mapreduce_task_group
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 
 JOB = parse_job_text(
     "dag_id: wc\ninput: {uri: s3://b/in/}\nmapper: {callable: 'jobs:mapper'}\n"

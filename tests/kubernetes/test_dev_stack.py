@@ -20,7 +20,7 @@ import yaml
 
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.pods import render_worker_pods
-from airflow_mapreduce.spec import load_job_file
+from airflow_mapreduce.job import load_job_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "dev"

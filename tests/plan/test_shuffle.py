@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import ShuffleError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import partition_groups, shuffle_run
 from airflow_mapreduce.plan.tasks import ReduceTaskSpec
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.run import run_task
 

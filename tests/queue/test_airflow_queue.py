@@ -15,8 +15,8 @@ import pytest
 from airflow_mapreduce.airflow import build_dag
 from airflow_mapreduce.airflow.queue_backend import queue_url_from_connection
 from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, open_queue, queue_name
-from airflow_mapreduce.spec import parse_job_text
 from tests.dags_folder import yaml_dag
 from tests.wordcount import output_counts
 
@@ -204,7 +204,7 @@ def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  #
 
     from airflow_mapreduce.airflow.queue_backend import _QueueRun, queue_policy
     from airflow_mapreduce.errors import TaskFailedError
-    from airflow_mapreduce.spec.queue import QueueSpec
+    from airflow_mapreduce.job.queue import QueueSpec
 
     monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", queue_server.airflow_conn_json())
     operator: Any = SimpleNamespace(dag_id="dlq", log=logging.getLogger("test"))

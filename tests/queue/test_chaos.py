@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import ShuffleError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.queue import Progress, QueuePolicy, WorkQueue, open_queue
 from airflow_mapreduce.queue.pool import LocalWorkerPool
 from airflow_mapreduce.queue.progress import wait_until_finished
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.run import run_task
 from tests.wordcount import output_counts

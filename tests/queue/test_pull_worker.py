@@ -8,10 +8,10 @@ import sys
 import uuid
 from pathlib import Path
 
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.queue import QUEUE_URL_ENV, QueuePolicy, open_queue
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from tests.no_airflow import BLOCK_AIRFLOW
 
@@ -30,10 +30,10 @@ def run_worker(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
 HOG = 200 << 20
 # Task 0's mapper holds HOG bytes of touched pages once, in the worker process itself.
 HOG_MAPPER = f"""
-from airflow_mapreduce.worker import context
+from airflow_mapreduce.worker import reporter
 
 def mapper(_key, line):
-    if context.current_task().task_index == 0 and line.startswith("a b a 0"):
+    if reporter.current_task().task_index == 0 and line.startswith("a b a 0"):
         hog = bytearray({HOG})
         hog[::4096] = b"x" * len(hog[::4096])
         del hog

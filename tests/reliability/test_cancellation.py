@@ -16,9 +16,9 @@ import pytest
 
 from airflow_mapreduce.airflow.operators import LocalWorkerOperator
 from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 
 from .conftest import DAGS

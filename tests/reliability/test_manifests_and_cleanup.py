@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 from airflow_mapreduce.cli import app
 from airflow_mapreduce.errors import CommitError, ShuffleError
 from airflow_mapreduce.janitor import find_stale_runs, parse_duration
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems, UnsafeUriError
 from airflow_mapreduce.worker.run import run_task
 

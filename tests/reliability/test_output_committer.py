@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import CommitError
+from airflow_mapreduce.job.loader import load_job_file
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
-from airflow_mapreduce.spec.loader import load_job_file
 from airflow_mapreduce.storage import FileSystems
 from tests.wordcount import output_counts
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import s3fs
 
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from tests.servers import free_port
 from tests.wordcount import word_counts

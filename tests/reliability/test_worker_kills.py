@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import CommitError, ShuffleError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.plan.tasks import TaskManifest
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from tests.wordcount import word_counts
 

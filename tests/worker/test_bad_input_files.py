@@ -17,8 +17,8 @@ import pytest
 import zstandard
 
 from airflow_mapreduce.errors import TaskFailedError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.tasks import InputSplit, JobRuntime, MapTaskSpec
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from tests.servers import free_port
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec import parse_job_text
-from airflow_mapreduce.spec.dataplane import SortKey
+from airflow_mapreduce.job import parse_job_text
+from airflow_mapreduce.job.dataplane import SortKey
 from airflow_mapreduce.worker.keys import RecordFormat
 
 

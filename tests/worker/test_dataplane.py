@@ -19,8 +19,8 @@ import yaml
 import zstandard
 
 from airflow_mapreduce.errors import RecordError, TaskFailedError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.tasks import TaskManifest
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.worker.steps import _SkipMode
 from tests.wordcount import output_counts, read_parts
 
@@ -243,7 +243,7 @@ def test_jsonlines_items_compressed_inputs_and_compressed_json_output(run_job, t
     assert manifest.records == len(expected)
 
 
-def test_hooks_and_counters_of_callables(run_job, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_lifecycle_and_counters_of_callables(run_job, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.txt").write_text("a b\nc\n")
     (tmp_path / "marks").mkdir()
@@ -253,7 +253,7 @@ def test_hooks_and_counters_of_callables(run_job, tmp_path, monkeypatch) -> None
             """
             mapper: {callable: mapreduce_jobs.dataplane_probe:risky_mapper}
             reducer: {callable: mapreduce_jobs.dataplane_probe:total}
-            hooks:
+            lifecycle:
               setup: mapreduce_jobs.dataplane_probe:setup
               teardown: mapreduce_jobs.dataplane_probe:teardown
             """,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.worker.memory import YOUNG_OBJECTS_PER_COLLECTION
 from tests.worker.test_memory_bound import run_in_child
 

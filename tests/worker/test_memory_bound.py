@@ -24,7 +24,7 @@ import json, sys
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.run import run_task
 

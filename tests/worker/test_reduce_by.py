@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_mapreduce.errors import RecordError
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.worker.callables import ReduceBy
 from airflow_mapreduce.worker.fold import fold_sorted_blocks
 from airflow_mapreduce.worker.keys import RecordFormat

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_mapreduce.errors import RecordError
-from airflow_mapreduce.spec.models import StepSpec
+from airflow_mapreduce.job.models import StepSpec
 from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer, PresortedLineBuffer
@@ -411,7 +411,7 @@ def test_presorted_lines_are_sorted_by_the_comparator_and_stably() -> None:
     """A numeric, descending comparator on the key's second field (key bytes break ties):
     lines arriving in ascending order come out reversed; the two lines of each key keep
     their arrival order."""
-    from airflow_mapreduce.spec.dataplane import SortKey
+    from airflow_mapreduce.job.dataplane import SortKey
 
     comparator = [SortKey(field=2, numeric=True, reverse=True)]
     fmt = RecordFormat(b"\t", 2, 1, num_partitions=2, comparator=comparator)

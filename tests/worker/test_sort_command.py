@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.worker import sort_command
 from airflow_mapreduce.worker.keys import RecordFormat
 

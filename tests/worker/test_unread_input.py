@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from airflow_mapreduce.cli import app
 from airflow_mapreduce.errors import CommandFailedError
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.worker import map_task
 from airflow_mapreduce.worker.streaming import run_command_chunks
 

@@ -6,7 +6,7 @@ import collections
 
 import pytest
 
-from airflow_mapreduce.spec import parse_job_text
+from airflow_mapreduce.job import parse_job_text
 from tests.wordcount import output_counts, read_parts
 
 STREAMING = "mapper: {command: [python3, mapreduce_jobs/wordcount/mapper.py]}\n"

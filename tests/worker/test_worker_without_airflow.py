@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
-from airflow_mapreduce.spec import parse_job_text
 from airflow_mapreduce.storage import FileSystems
 from tests.no_airflow import BLOCK_AIRFLOW
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec import load_job_file
-from airflow_mapreduce.spec.folder import job_files, load_jobs
+from airflow_mapreduce.job import load_job_file
+from airflow_mapreduce.job.folder import job_files, load_jobs
 
 HERE = Path(__file__).resolve().parent
 INVALID = sorted((HERE / "invalid").glob("*.yaml"))

@@ -19,17 +19,17 @@ from pydantic import (
     model_validator,
 )
 
-from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.dataplane import DataPlaneSettings
-from airflow_mapreduce.spec.kubernetes import (
+from airflow_mapreduce.job.base import Model
+from airflow_mapreduce.job.dataplane import DataPlaneSettings
+from airflow_mapreduce.job.kubernetes import (
     Quantity,
     ResourcesSpec,
     SecurityContextSpec,
     TolerationSpec,
 )
-from airflow_mapreduce.spec.quantities import ByteSize
-from airflow_mapreduce.spec.queue import QueueSpec
-from airflow_mapreduce.spec.validators import (
+from airflow_mapreduce.job.quantities import ByteSize
+from airflow_mapreduce.job.queue import QueueSpec
+from airflow_mapreduce.job.validators import (
     CALLABLE,
     ENV_NAME_PATTERN,
     INT32_MAX,
@@ -356,7 +356,7 @@ class JobSpec(DataPlaneSettings):
     )
 
     # Data-plane settings (streaming, partitioner, comparator, memory, formats, bad_records,
-    # hooks) and their checks come from DataPlaneSettings.
+    # lifecycle) and their checks come from DataPlaneSettings.
 
     @model_validator(mode="after")
     def _dataplane_consistent(self) -> JobSpec:

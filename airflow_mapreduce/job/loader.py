@@ -22,10 +22,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec.imports import missing_modules
-from airflow_mapreduce.spec.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobSpec
-from airflow_mapreduce.spec.safe_yaml import MAX_FILE_BYTES, BoundedLoader, YamlProblem
-from airflow_mapreduce.spec.validators import ENV_NAME_PATTERN, FieldError, redact_uri
+from airflow_mapreduce.job.imports import missing_modules
+from airflow_mapreduce.job.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobSpec
+from airflow_mapreduce.job.safe_yaml import MAX_FILE_BYTES, BoundedLoader, YamlProblem
+from airflow_mapreduce.job.validators import ENV_NAME_PATTERN, FieldError, redact_uri
 from airflow_mapreduce.storage import overlap_problem, resolve_uri
 
 DEFAULTS_FILE = "defaults.yaml"

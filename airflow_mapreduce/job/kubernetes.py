@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StrictInt, model_validator
 
-from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.validators import (
+from airflow_mapreduce.job.base import Model
+from airflow_mapreduce.job.validators import (
     INT32_MAX,
     MAX_DURATION_SECONDS,
     FieldError,

@@ -1,10 +1,10 @@
 """What a Python mapper, combiner, reducer or hook may ask of the task running it.
 
-Import it without Airflow (``from airflow_mapreduce.worker import context``)::
+Import it without Airflow (``from airflow_mapreduce.worker import reporter``)::
 
-    context.increment_counter("Words", "long", 1)
-    context.set_status("halfway")
-    context.current_task().task_index
+    reporter.increment_counter("Words", "long", 1)
+    reporter.set_status("halfway")
+    reporter.current_task().task_index
 
 Outside a task (e.g. in a unit test of the user's function) counters go nowhere.
 """

@@ -3,7 +3,7 @@
 No Airflow and no I/O beyond reading the YAML file itself.
 """
 
-from airflow_mapreduce.spec.loader import load_job_file, parse_job_text
-from airflow_mapreduce.spec.models import JobSpec, StepSpec
+from airflow_mapreduce.job.loader import load_job_file, parse_job_text
+from airflow_mapreduce.job.models import JobSpec, StepSpec
 
 __all__ = ["JobSpec", "StepSpec", "load_job_file", "parse_job_text"]

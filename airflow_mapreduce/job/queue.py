@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.validators import INT32_MAX, MAX_DURATION_SECONDS
+from airflow_mapreduce.job.base import Model
+from airflow_mapreduce.job.validators import INT32_MAX, MAX_DURATION_SECONDS
 
 
 class QueueSpec(Model):

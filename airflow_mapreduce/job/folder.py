@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec.loader import DEFAULTS_FILE, load_job_file
-from airflow_mapreduce.spec.models import JobSpec
-from airflow_mapreduce.spec.validators import redact_uri
+from airflow_mapreduce.job.loader import DEFAULTS_FILE, load_job_file
+from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.validators import redact_uri
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.tasks import JobRuntime
-from airflow_mapreduce.spec import parse_job_text
 
 BASE = (
     "dag_id: j\ninput: {uri: x}\noutput: y\nreducers: 2\n"
@@ -40,7 +40,7 @@ def test_settings_reach_the_worker_runtime() -> None:
         ("memory: {sort_buffer: 1KiB}\n", "at least 64KiB"),
         ("formats: {compression: lz4}\n", "gzip"),
         ("bad_records: {max_ratio: 2}\n", "expected a number <= 1.0, found 2"),
-        ("hooks: {setup: not-a-callable}\n", "package.module:function"),
+        ("lifecycle: {setup: not-a-callable}\n", "package.module:function"),
     ],
 )
 def test_bad_settings_are_clear_errors(yaml: str, expected: str) -> None:

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec import parse_job_text
-from airflow_mapreduce.spec.validators import redact_uri
+from airflow_mapreduce.job import parse_job_text
+from airflow_mapreduce.job.validators import redact_uri
+from tests.cli_memory import MEASURED_CLI, peak_bytes
 
 CLI = str(Path(sys.executable).parent / "airflow-mapreduce")
 MAX_SECONDS = 10
@@ -53,28 +53,20 @@ class Validated:
 
 
 def run_cli(*args: str) -> Validated:
-    """Run the CLI; measure its wall time and its own peak RSS (wait4 reports the rusage of
-    this one child, where RUSAGE_CHILDREN would mix in every earlier child of the suite)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run the CLI; measure its wall time and its own peak memory (tests/cli_memory.py)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        vmhwm = Path(scratch) / "vmhwm"
         started = time.monotonic()
-        child = subprocess.Popen([CLI, *args], stdout=out, stderr=err)
-        killer = threading.Timer(60, child.kill)  # a hang fails the test instead of the suite
-        killer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            killer.cancel()
-        seconds = time.monotonic() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Validated(
-            child.returncode,
-            out.read().decode(),
-            err.read().decode(),
-            seconds,
-            usage.ru_maxrss * 1024,  # KiB on Linux
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURED_CLI, *args],
+            env={**os.environ, "CLI_VMHWM_FILE": str(vmhwm)},
+            capture_output=True,
+            text=True,
+            timeout=60,  # a hang fails the test instead of the suite
+            check=False,
         )
+        seconds = time.monotonic() - started
+        return Validated(done.returncode, done.stdout, done.stderr, seconds, peak_bytes(vmhwm))
 
 
 def job_folder(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -365,7 +357,7 @@ def test_any_text_is_a_job_or_a_job_spec_error(text: str) -> None:
 def test_the_recursion_net_turns_a_deep_walk_into_a_job_spec_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from airflow_mapreduce.spec import safe_yaml
+    from airflow_mapreduce.job import safe_yaml
 
     monkeypatch.setattr(safe_yaml, "MAX_DEPTH", 10**6)  # as if the bound were forgotten
     with pytest.raises(JobSpecError) as info:
@@ -378,7 +370,7 @@ def test_the_recursion_net_turns_a_deep_walk_into_a_job_spec_error(
 def test_a_loader_bug_is_reported_for_its_file_and_hides_no_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_mapreduce.spec import folder as spec_folder
+    from airflow_mapreduce.job import folder as spec_folder
 
     checked = spec_folder.load_job_file
 

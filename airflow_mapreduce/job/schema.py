@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow_mapreduce.spec.models import JobSpec
+from airflow_mapreduce.job.models import JobSpec
 
 SCHEMA_FILE = "schema/job.schema.json"
 """The committed copy for editors, relative to the repository root."""

@@ -3,7 +3,8 @@
 Streaming contract (Hadoop's ``stream.map.output.field.separator`` and
 ``stream.num.map.output.key.fields``), partitioning for secondary sort
 (``KeyFieldBasedPartitioner``), the map-side sort buffer, input/output formats, the
-bad-record budget and per-task hooks. Everything here travels in task specs: no secrets.
+bad-record budget and the per-task lifecycle (setup, teardown). Everything here travels in
+task specs: no secrets.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Literal
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
-from airflow_mapreduce.spec.base import Model
-from airflow_mapreduce.spec.quantities import ByteSize
-from airflow_mapreduce.spec.validators import CALLABLE, ENV_NAME, INT32_MAX
+from airflow_mapreduce.job.base import Model
+from airflow_mapreduce.job.quantities import ByteSize
+from airflow_mapreduce.job.validators import CALLABLE, ENV_NAME, INT32_MAX
 
 MIN_SORT_BUFFER = 64 * 1024
 
@@ -144,7 +145,7 @@ class BadRecordSettings(Model):
         return self.max_count > 0 or self.max_ratio is not None
 
 
-class HookSettings(Model):
+class LifecycleSettings(Model):
     """Python functions ('module:function', no arguments) run once per map or reduce task."""
 
     setup: str | None = Field(default=None, description="Runs before the task's first record.")
@@ -157,7 +158,7 @@ class HookSettings(Model):
     def _callable_shape(cls, value: str | None) -> str | None:
         if value is not None and not CALLABLE.match(value):
             raise ValueError(
-                f"expected 'package.module:function', found {value!r}; e.g. my_job.hooks:setup"
+                f"expected 'package.module:function', found {value!r}; e.g. my_job.lifecycle:setup"
             )
         return value
 
@@ -172,7 +173,7 @@ class DataPlaneSettings(Model):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     formats: FormatSettings = Field(default_factory=FormatSettings)
     bad_records: BadRecordSettings = Field(default_factory=BadRecordSettings)
-    hooks: HookSettings = Field(default_factory=HookSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
 
     @model_validator(mode="after")
     def _fields_within_key(self) -> DataPlaneSettings:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mapreduce.errors import JobSpecError
-from airflow_mapreduce.spec import load_job_file, parse_job_text
+from airflow_mapreduce.job import load_job_file, parse_job_text
 
 REPO = Path(__file__).resolve().parents[2]
 

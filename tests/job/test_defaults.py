@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_mapreduce.spec import load_job_file
-from airflow_mapreduce.spec.folder import job_files
-from airflow_mapreduce.spec.loader import deep_merge
+from airflow_mapreduce.job import load_job_file
+from airflow_mapreduce.job.folder import job_files
+from airflow_mapreduce.job.loader import deep_merge
 
 DEFAULTS = """\
 backend: kubernetes

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airflow_mapreduce.spec.models import JobSpec
+    from airflow_mapreduce.job.models import JobSpec
 
 FieldPath = tuple[str | int, ...]
 
@@ -29,8 +29,11 @@ def missing_modules(job: JobSpec, job_dir: Path) -> list[tuple[FieldPath, str]]:
         if step is not None and step.python is not None
     ]
     references += [
-        (("hooks", name), reference)
-        for name, reference in (("setup", job.hooks.setup), ("teardown", job.hooks.teardown))
+        (("lifecycle", name), reference)
+        for name, reference in (
+            ("setup", job.lifecycle.setup),
+            ("teardown", job.lifecycle.teardown),
+        )
         if reference is not None
     ]
     missing = []

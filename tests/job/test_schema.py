@@ -9,12 +9,12 @@ import jsonschema
 import pytest
 import yaml
 
-from airflow_mapreduce.spec.schema import SCHEMA_FILE, job_json_schema, job_json_schema_text
-from airflow_mapreduce.spec.validators import URI_PATTERN, check_uri
+from airflow_mapreduce.job.schema import SCHEMA_FILE, job_json_schema, job_json_schema_text
+from airflow_mapreduce.job.validators import URI_PATTERN, check_uri
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted([*(REPO / "dags").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")])
-INVALID = REPO / "tests" / "spec" / "invalid"
+INVALID = REPO / "tests" / "job" / "invalid"
 
 
 def test_committed_schema_is_current() -> None:
