@@ -44,6 +44,7 @@ def resolve_uri(uri: str, base_dir: Path | None) -> str:
                 "path (relative paths are taken from the job file's folder)"
             )
     elif "://" in uri:
+        check_scheme(uri)  # an unsupported scheme says so, whatever else is wrong
         scheme, rest = uri.split("://", 1)
         authority = rest.split("/", 1)[0]
         if "@" in authority or ":" in authority:

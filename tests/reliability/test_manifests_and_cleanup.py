@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from airflow_mapreduce.cli import app
-from airflow_mapreduce.errors import CommitError, ShuffleError
+from airflow_mapreduce.errors import CommitError, PlanRefusedError, ShuffleError
 from airflow_mapreduce.janitor import find_stale_runs, parse_duration
 from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.commit import commit_run
@@ -251,5 +251,5 @@ def test_run_ids_and_dag_ids_stay_inside_the_work_root() -> None:
 def test_input_with_an_odd_scheme_is_rejected(tmp_path: Path) -> None:
     spec = parse_job_text(WORDCOUNT_JOB)
     target = RunTarget(spec.dag_id, "r", "http://127.0.0.1:9/x", f"file://{tmp_path}/o", None, 3, 2)
-    with pytest.raises(UnsafeUriError, match="unsupported URL scheme 'http'"):
+    with pytest.raises(PlanRefusedError, match="unsupported URL scheme 'http'"):
         plan_run(FileSystems(), spec, target)
