@@ -39,6 +39,11 @@ class PlanError(MapReduceError):
     """The input cannot be planned (nothing matched, bad override, too many tasks...)."""
 
 
+class PlanRefusedError(PlanError):
+    """The run's own settings cannot work (a bad override, an output that is not the job's
+    to write, overlapping roots): retrying the same run cannot help."""
+
+
 class ShuffleError(MapReduceError):
     """Map outputs are missing or inconsistent; reducing them would lose data."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
-from airflow_mapreduce.errors import PlanError
+from airflow_mapreduce.errors import PlanError, PlanRefusedError
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.output_lease import IsRunning, process_is_running, take_lease
@@ -54,13 +54,13 @@ def plan_run(
     check_reducers(job, target.num_reducers)
     target = canonical_target(target)
     if problem := overlap_problem(target.input_uri, target.output_uri, target.work_uri):
-        raise PlanError(problem)
+        raise PlanRefusedError(problem)
     output = OutputLayout(target.output_uri)
     work_root = target.work_uri or output.default_work_root
     layout = RunLayout(work_root, target.dag_id, target.run_id)
     contents = survey_output(files, output, target.dag_id)
     if contents.unknown and not job.overwrite_output:
-        raise PlanError(describe_unknown(output.root, contents.unknown))
+        raise PlanRefusedError(describe_unknown(output.root, contents.unknown))
     take_lease(files, output, target.dag_id, target.run_id, runner, is_running)
 
     found, skipped = list_input(files, target.input_uri)
@@ -120,7 +120,7 @@ def canonical_target(target: RunTarget) -> RunTarget:
             work_uri=None if target.work_uri is None else resolve_uri(target.work_uri, None),
         )
     except UnsafeUriError as exc:
-        raise PlanError(str(exc)) from None
+        raise PlanRefusedError(str(exc)) from None
 
 
 def plan_summary(plan: RunPlan) -> list[str]:
@@ -141,12 +141,12 @@ def plan_summary(plan: RunPlan) -> list[str]:
 def check_reducers(job: JobSpec, num_reducers: int) -> None:
     """A run may change how many reducers, not whether the job has a reduce phase."""
     if job.map_only and num_reducers != 0:
-        raise PlanError(
-            f"reducers={num_reducers} requested, but job {job.dag_id} is map-only (no reducer); "
+        raise PlanRefusedError(
+            f"reducers={num_reducers} requested, but the job is map-only (no reducer); "
             "use reducers: 0"
         )
     if not job.map_only and num_reducers < 1:
-        raise PlanError(
-            f"reducers={num_reducers} requested, but job {job.dag_id} has a reducer; "
+        raise PlanRefusedError(
+            f"reducers={num_reducers} requested, but the job has a reducer; "
             "expected an integer >= 1"
         )
