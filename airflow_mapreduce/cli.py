@@ -15,7 +15,7 @@ import yaml
 from airflow_mapreduce.errors import JobSpecError, MapReduceError
 from airflow_mapreduce.job.folder import job_files, load_jobs
 from airflow_mapreduce.job.loader import DEFAULTS_FILE, load_job_file
-from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.models import JobFile
 from airflow_mapreduce.job.schema import job_json_schema_text
 
 app = typer.Typer(help="MapReduce jobs on Kubernetes as Airflow DAGs.", no_args_is_help=True)
@@ -69,7 +69,7 @@ def render(
     typer.echo(yaml.safe_dump(document, sort_keys=False, width=100))
 
 
-def _rendered(job: JobSpec, file: Path) -> dict[str, Any]:
+def _rendered(job: JobFile, file: Path) -> dict[str, Any]:
     from airflow_mapreduce.airflow.factory import build_dag
     from airflow_mapreduce.airflow.pods import render_worker_pods
 

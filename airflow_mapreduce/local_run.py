@@ -1,10 +1,10 @@
 """Run a job on this machine without Airflow (``airflow-mapreduce run``).
 
-The same phases as the DAG (plan, map, shuffle, reduce, commit) and the same worker
-command as the local backend and the pods, one subprocess per task, up to `workers` at
-once. For trying a job on a laptop and for watching a run's memory (``/usr/bin/time -v``):
-no metadata DB, scheduler, retries or schedules. s3:// URIs use the environment's
-credentials (AWS_* variables, profile).
+The same phases as the DAG (plan, map, shuffle, reduce, commit: the one driver,
+plan/driver.py) and the same worker command as the local backend and the pods, one
+subprocess per task, up to `workers` at once. For trying a job on a laptop and for
+watching a run's memory (``/usr/bin/time -v``): no metadata DB, scheduler, retries or
+schedules. s3:// URIs use the environment's credentials (AWS_* variables, profile).
 
 Each worker runs in its own session, so stopping a task (SIGTERM to its process group,
 SIGKILL after a grace) stops the mapper/reducer commands it started too. The first failure,
@@ -33,9 +33,10 @@ from typing import IO
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.launch import job_dir_env, worker_command
-from airflow_mapreduce.plan.commit import OutputManifest, commit_run
-from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
-from airflow_mapreduce.plan.shuffle import shuffle_run
+from airflow_mapreduce.plan.commit import OutputManifest
+from airflow_mapreduce.plan.driver import Phase, run_phases
+from airflow_mapreduce.plan.planner import RunTarget, plan_summary
+from airflow_mapreduce.plan.tasks import RunPlan
 from airflow_mapreduce.storage import FileSystems
 
 OUTPUT_TAIL = 30  # lines of a failed worker's output quoted in the error
@@ -77,14 +78,13 @@ def run_locally(
     files = FileSystems()
     env = job_dir_env(dict(os.environ), str(job_dir))
     tasks = _TaskRunner(job, env, job_dir, workers, echo, log)
-    with tasks.stopped_by_signals():
-        plan_uri, map_specs, plan = plan_run(files, job, target)
+
+    def echo_plan(plan: RunPlan) -> None:
         for line in plan_summary(plan):
             echo(line)
-        tasks.run("map", map_specs)
-        if not job.map_only:
-            tasks.run("reduce", shuffle_run(files, plan_uri, job.max_reduce_tasks))
-        return commit_run(files, plan_uri)
+
+    with tasks.stopped_by_signals():
+        return run_phases(files, job, target, tasks.run, on_plan=echo_plan)
 
 
 def output_lines(stream: IO[bytes]) -> Iterator[str]:
@@ -166,7 +166,7 @@ class _TaskRunner:
             raise RunStopped(signum, [])
         self.events.put(signum)
 
-    def run(self, phase: str, spec_uris: list[str]) -> None:
+    def run(self, phase: Phase, spec_uris: list[str]) -> None:
         """Run the phase's tasks, up to `workers` at once; the first failure, timeout or
         stop signal stops the running ones, starts no other and raises."""
         queued = collections.deque(enumerate(spec_uris))

@@ -187,14 +187,15 @@ def word_corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 @pytest.fixture
 def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run a job's phases in this process, without Airflow: plan, maps, shuffle, reduces, commit.
+    """Run a job with the driver (plan, maps, shuffle, reduces, commit), every task in this
+    process, without Airflow.
 
     The example jobs' relative commands and modules resolve in dags/, as for the local backend.
     """
-    from airflow_mapreduce.job.models import JobSpec
-    from airflow_mapreduce.plan.commit import OutputManifest, commit_run
-    from airflow_mapreduce.plan.planner import RunTarget, plan_run
-    from airflow_mapreduce.plan.shuffle import shuffle_run
+    from airflow_mapreduce.job.models import JobFile
+    from airflow_mapreduce.plan.commit import OutputManifest
+    from airflow_mapreduce.plan.driver import Phase, run_phases
+    from airflow_mapreduce.plan.planner import RunTarget
     from airflow_mapreduce.storage import FileSystems
     from airflow_mapreduce.worker.run import run_task
 
@@ -202,7 +203,7 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.syspath_prepend(str(DAGS))
 
     def run(
-        job: JobSpec,
+        job: JobFile,
         input_uri: str,
         output_uri: str,
         *,
@@ -215,13 +216,12 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         target = RunTarget(
             job.dag_id, run_id, input_uri, output_uri, None, job.reducers, max_map_tasks
         )
-        plan_uri, map_specs, _ = plan_run(files, job, target)
-        for uri in map_specs:
-            run_task(uri, files)
-        if not job.map_only:
-            for uri in shuffle_run(files, plan_uri, max_reduce_tasks):
+
+        def run_tasks(phase: Phase, spec_uris: list[str]) -> None:
+            for uri in spec_uris:
                 run_task(uri, files)
-        return commit_run(files, plan_uri)
+
+        return run_phases(files, job, target, run_tasks, max_reduce_tasks=max_reduce_tasks)
 
     return run
 

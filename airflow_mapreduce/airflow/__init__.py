@@ -1,4 +1,4 @@
-"""Airflow entry points: the task-group builder and the YAML DAG factory.
+"""The Airflow side: the YAML DAG factory and importer, the step operators, backends.
 
 Imported lazily: Airflow imports this package's YAML DAG importer in every process at
 start-up (the ``airflow.policy`` entry point), which must not pay for, or be broken by,
@@ -12,15 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_mapreduce.airflow.factory import build_dag, load_yaml_dags
-    from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks, mapreduce_task_group
 
-_HOMES = {
-    "build_dag": "factory",
-    "load_yaml_dags": "factory",
-    "add_mapreduce_tasks": "task_group",
-    "mapreduce_task_group": "task_group",
-}
-__all__ = ["add_mapreduce_tasks", "build_dag", "load_yaml_dags", "mapreduce_task_group"]
+_HOMES = {"build_dag": "factory", "load_yaml_dags": "factory"}
+__all__ = ["build_dag", "load_yaml_dags"]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,14 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow.dag_processing.importers import (
+from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.version_compat import (
     AbstractDagImporter,
     DagImportError,
     DagImportResult,
+    dag_file_listing,
     get_importer_registry,
+    route_dag_file_listing,
 )
-
-from airflow_mapreduce.errors import JobSpecError
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -135,24 +136,18 @@ def install() -> None:
     registry = get_importer_registry()
     if not isinstance(registry.get_importer("job.yaml"), YamlDagImporter):
         registry.register(YamlDagImporter())
-    from airflow.utils import file as dag_files
-
-    if not hasattr(dag_files, "find_dag_file_paths"):
+    if dag_file_listing() is not _dag_file_paths and not route_dag_file_listing(_dag_file_paths):
         log.warning(
             "airflow.utils.file.find_dag_file_paths is gone from this Airflow version; "
             "the DAG processor may not list MapReduce job YAML files"
         )
-    elif dag_files.find_dag_file_paths is not _dag_file_paths:
-        dag_files.find_dag_file_paths = _dag_file_paths
 
 
 def installed() -> bool:
     """Whether this process's Airflow lists and parses job YAMLs as DAG files."""
-    from airflow.utils import file as dag_files
-
     return (
         isinstance(get_importer_registry().get_importer("job.yaml"), YamlDagImporter)
-        and getattr(dag_files, "find_dag_file_paths", None) is _dag_file_paths
+        and dag_file_listing() is _dag_file_paths
     )
 
 

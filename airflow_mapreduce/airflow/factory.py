@@ -14,13 +14,14 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param
 
-from airflow_mapreduce.airflow.task_group import add_mapreduce_tasks
+from airflow_mapreduce.airflow.assets import dag_schedule
 from airflow_mapreduce.errors import MapReduceError
-from airflow_mapreduce.job.models import JobSpec, as_utc_datetime
+from airflow_mapreduce.job.models import JobFile, JobSpec, as_utc_datetime
 from airflow_mapreduce.job.validators import URI_PATTERN
+from airflow_mapreduce.operators.mapreduce import MapReduceOperator
 
 
-def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
+def build_dag(job: JobFile, *, job_dir: str | None = None) -> DAG:
     """A DAG for one job; params input/output/reducers/parallelism can be set per run.
 
     The params' JSON Schema applies the YAML's rules to a run's conf, so the Trigger DAG
@@ -29,7 +30,7 @@ def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
     with DAG(
         dag_id=job.dag_id,
         description=job.description,
-        schedule=job.schedule,
+        schedule=dag_schedule(job.schedule, job_dir),  # cron, preset or assets
         start_date=_utc(job.start_date),
         end_date=_utc(job.end_date),
         catchup=job.catchup,
@@ -40,13 +41,16 @@ def build_dag(job: JobSpec, *, job_dir: str | None = None) -> DAG:
         default_args=_default_args(job),
         doc_md=job.description,
     ) as dag:
-        add_mapreduce_tasks(
-            job,
+        # The job's tasks without a group prefix: task ids read plan, map, ... in the grid.
+        MapReduceOperator(
+            task_id=job.dag_id,
+            job=job.job(),
             job_dir=job_dir,
-            input_uri="{{ params.input }}",
-            output_uri="{{ params.output }}",
-            num_reducers="{{ params.reducers }}",
-            max_map_tasks="{{ params.parallelism }}",
+            prefix_group_id=False,
+            input="{{ params.input }}",
+            output="{{ params.output }}",
+            reducers="{{ params.reducers }}",
+            parallelism="{{ params.parallelism }}",
         )
     return dag
 
@@ -98,7 +102,7 @@ def run_params(job: JobSpec) -> dict[str, Param]:
     }
 
 
-def _default_args(job: JobSpec) -> dict[str, Any]:
+def _default_args(job: JobFile) -> dict[str, Any]:
     args: dict[str, Any] = {
         "owner": job.owner,
         "retries": job.retries,

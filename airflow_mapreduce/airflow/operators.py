@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_mapreduce.airflow.assets import output_alias, output_asset
 from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
-from airflow_mapreduce.errors import PlanError, TaskFailedError
+from airflow_mapreduce.airflow.links import OutputManifestLink
+from airflow_mapreduce.errors import PlanRefusedError, TaskFailedError
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.job.validators import check_uri
 from airflow_mapreduce.launch import worker_command
@@ -25,12 +28,7 @@ from airflow_mapreduce.plan.output_lease import OutputLease, process_is_running
 from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.storage import FileSystems, resolve_uri
-
-
-def airflow_max_map_length() -> int:
-    from airflow.configuration import conf
-
-    return conf.getint("core", "max_map_length", fallback=1024)
+from airflow_mapreduce.version_compat import airflow_max_map_length
 
 
 class MapReducePlanOperator(BaseOperator):
@@ -56,11 +54,15 @@ class MapReducePlanOperator(BaseOperator):
         num_reducers: int | str,
         max_map_tasks: int | str | None = None,
         job_dir: str | None = None,
+        job_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.job_dir = job_dir  # relative paths in a run's conf are taken from here
+        # Beside the DAG's id, it names the run's work folder and output lease: two jobs of
+        # one DAG (two MapReduceOperators) must not share them.
+        self.job_name = job_name
         self.input_uri = input_uri
         self.output_uri = output_uri
         self.work_uri = work_uri
@@ -68,6 +70,12 @@ class MapReducePlanOperator(BaseOperator):
         self.max_map_tasks = job.max_map_tasks if max_map_tasks is None else max_map_tasks
 
     def execute(self, context: Context) -> list[str] | None:
+        try:
+            return self._plan(context)
+        except PlanRefusedError as exc:  # the same run would be refused again: no retries
+            raise AirflowFailException(str(exc)) from None
+
+    def _plan(self, context: Context) -> list[str] | None:
         # URIs given through params/conf may themselves hold templates ({{ ds }}).
         input_uri = self._render_again(self.input_uri, context)
         output_uri = self._render_again(self.output_uri, context)
@@ -80,9 +88,9 @@ class MapReducePlanOperator(BaseOperator):
             try:  # a run's conf obeys the YAML's rules, and relative paths resolve alike
                 canonical[field] = resolve_uri(check_uri(uri, field), base_dir)
             except ValueError as exc:
-                raise PlanError(f"{field} of this run: {exc}") from None
+                raise PlanRefusedError(f"{field} of this run: {exc}") from None
         target = RunTarget(
-            dag_id=self.dag_id,
+            dag_id=f"{self.dag_id}.{self.job_name}" if self.job_name else self.dag_id,
             run_id=context["run_id"],
             input_uri=canonical["input"],
             output_uri=canonical["output"],
@@ -98,12 +106,16 @@ class MapReducePlanOperator(BaseOperator):
         for line in plan_summary(plan):
             self.log.info("%s", line)
         ti.xcom_push(key="plan_uri", value=plan_uri)
-        return None if self.job.uses_queue else spec_uris
+        from airflow_mapreduce.airflow.backends import backend_for  # (it imports this module)
+
+        return None if backend_for(self.job).pulls_map_tasks else spec_uris
 
     def _max_map_tasks(self) -> int:
         requested = _as_int(self.max_map_tasks, "parallelism")
+        from airflow_mapreduce.airflow.backends import backend_for  # (it imports this module)
+
         # Work-queue backends run every map in one Airflow task: no max_map_length cap.
-        if self.job.uses_queue:
+        if backend_for(self.job).pulls_map_tasks:
             return requested
         return min(requested, airflow_max_map_length())
 
@@ -144,15 +156,37 @@ class MapReduceShuffleOperator(_PlanFollowerOperator):
 
 
 class MapReduceCommitOperator(_PlanFollowerOperator):
-    """Verify every output part, publish _manifest.json and _SUCCESS, clean up."""
+    """Verify every output part, publish _manifest.json and _SUCCESS, clean up; then
+    tell Airflow the output's asset was updated (through the job's AssetAlias outlet, as
+    the output URI is known only once the run has rendered it)."""
 
     ui_color = "#e6f4ea"
+    operator_extra_links = (OutputManifestLink(),)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.output_alias = output_alias(self.dag_id, self.task_id)
+        self.add_outlets([self.output_alias])
 
     def execute(self, context: Context) -> str:
         manifest = commit_run(self.files, self.plan_uri)
         for line in commit_summary(manifest):
             self.log.info("%s", line)
-        return f"{manifest.output_uri.rstrip('/')}/_manifest.json"
+        manifest_uri = f"{manifest.output_uri.rstrip('/')}/_manifest.json"
+        asset = output_asset(manifest.output_uri)
+        context["outlet_events"][self.output_alias].add(
+            asset,
+            extra={  # what a downstream run reads from triggering_asset_events
+                "output": manifest.output_uri,
+                "manifest": manifest_uri,
+                "input": manifest.input_uri,
+                "records": manifest.records,
+                "bytes": manifest.bytes,
+                "parts": len(manifest.files),
+            },
+        )
+        self.log.info("Asset event for %s (alias %s)", asset.name, self.output_alias.name)
+        return manifest_uri
 
 
 class LocalWorkerOperator(BaseOperator):
@@ -227,4 +261,4 @@ def _as_int(value: int | str, field: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise PlanError(f"{field} must be an integer, found {value!r}") from None
+        raise PlanRefusedError(f"{field} must be an integer, found {value!r}") from None

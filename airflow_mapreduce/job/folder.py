@@ -11,7 +11,7 @@ from pathlib import Path
 
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.job.loader import DEFAULTS_FILE, load_job_file
-from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.models import JobFile
 from airflow_mapreduce.job.validators import redact_uri
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -19,7 +19,7 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class LoadedJobs:
-    jobs: dict[Path, JobSpec] = field(default_factory=dict)
+    jobs: dict[Path, JobFile] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 

@@ -1,8 +1,8 @@
-"""Safe, line-aware YAML loading of job files into JobSpec.
+"""Safe, line-aware YAML loading of job files into JobFile (DAG settings and the job).
 
 Only ``yaml.SafeLoader`` is used (bounded: spec/safe_yaml.py): no tags that build objects,
 no environment expansion of the raw text. Every problem is reported as
-``file:line:col: field.path: message``, and any file content at all ends in a JobSpec or
+``file:line:col: field.path: message``, and any file content at all ends in a JobFile or
 a JobSpecError: never a hang, a crash or another exception.
 
 A ``defaults.yaml`` next to job files is deep-merged under each of them (the job wins);
@@ -16,19 +16,20 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.job.imports import missing_modules
-from airflow_mapreduce.job.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobSpec
+from airflow_mapreduce.job.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobFile, JobSpec
 from airflow_mapreduce.job.safe_yaml import MAX_FILE_BYTES, BoundedLoader, YamlProblem
 from airflow_mapreduce.job.validators import ENV_NAME_PATTERN, FieldError, redact_uri
 from airflow_mapreduce.storage import overlap_problem, resolve_uri
 
 DEFAULTS_FILE = "defaults.yaml"
+AnyJob = TypeVar("AnyJob", bound=JobSpec)
 
 Location = tuple[str, int, int]  # file, 1-based line, column
 FieldPath = tuple[str | int, ...]
@@ -42,7 +43,7 @@ class _Document:
     locations: dict[FieldPath, Location]
 
 
-def load_job_file(path: str | Path) -> JobSpec:
+def load_job_file(path: str | Path) -> JobFile:
     """Load and validate one job YAML (over its folder's defaults.yaml, if any).
 
     Relative paths resolve in the file's folder.
@@ -85,7 +86,7 @@ def _overlap(spec: JobSpec) -> str | None:
     return overlap_problem(spec.input.uri, spec.output, spec.work)
 
 
-def parse_job_text(text: str, source: str = "<string>") -> JobSpec:
+def parse_job_text(text: str, source: str = "<string>") -> JobFile:
     with _no_recursion_error(source):
         return _validate(_parse_document(text, source), source)
 
@@ -171,23 +172,31 @@ def _parse_document(text: str, source: str) -> _Document:
     return _Document(data=data, locations=locations)
 
 
-def _validate(document: _Document, source: str) -> JobSpec:
+def _validate(document: _Document, source: str) -> JobFile:
     try:
-        return JobSpec.model_validate(document.data)
+        return JobFile.model_validate(document.data)
     except ValidationError as exc:
         raise JobSpecError(
             source, describe_validation_error(exc, source, document.locations)
         ) from exc
 
 
-def with_paths_resolved(spec: JobSpec, base_dir: Path) -> JobSpec:
-    """Make plain paths absolute file:// URIs relative to the job file's folder."""
+def with_paths_resolved(spec: AnyJob, base_dir: Path) -> AnyJob:
+    """Make plain paths absolute file:// URIs relative to the job file's folder.
+
+    A URI that is a template as a whole ('{{ params.input }}') is resolved once rendered,
+    by the plan, against the same folder.
+    """
+
+    def resolved(uri: str) -> str:
+        return uri if uri.lstrip().startswith("{{") else resolve_uri(uri, base_dir)
+
     update: dict[str, Any] = {
-        "input": spec.input.model_copy(update={"uri": resolve_uri(spec.input.uri, base_dir)}),
-        "output": resolve_uri(spec.output, base_dir),
+        "input": spec.input.model_copy(update={"uri": resolved(spec.input.uri)}),
+        "output": resolved(spec.output),
     }
     if spec.work is not None:
-        update["work"] = resolve_uri(spec.work, base_dir)
+        update["work"] = resolved(spec.work)
     template = spec.kubernetes.pod_template_file
     if template is not None and not Path(template).is_absolute():
         update["kubernetes"] = spec.kubernetes.model_copy(
@@ -334,7 +343,7 @@ def _unknown_key_message(loc: FieldPath) -> str:
 
 
 def _model_at(path: FieldPath) -> type[BaseModel] | None:
-    model: type[BaseModel] = JobSpec
+    model: type[BaseModel] = JobFile
     for part in path:
         if isinstance(part, int):
             continue

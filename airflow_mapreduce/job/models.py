@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    PlainValidator,
     StrictFloat,
     StrictInt,
     StringConstraints,
@@ -36,6 +37,7 @@ from airflow_mapreduce.job.validators import (
     MAX_DURATION_SECONDS,
     URI_PATTERN,
     FieldError,
+    ScheduleValue,
     check_schedule,
     check_uri,
 )
@@ -57,7 +59,35 @@ _LABEL_KEY = re.compile(
 )
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 Uri = Annotated[str, AfterValidator(check_uri), Field(json_schema_extra={"pattern": URI_PATTERN})]
-Schedule = Annotated[str, AfterValidator(check_schedule)]
+_ASSET_URI_SCHEMA = {"type": "string", "pattern": URI_PATTERN, "description": "An asset URI."}
+_ASSET_LIST_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"anyOf": [_ASSET_URI_SCHEMA, {"type": "object"}]},
+}
+Schedule = Annotated[
+    ScheduleValue,
+    PlainValidator(check_schedule),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "Cron expression or preset (@daily)."},
+                {**_ASSET_LIST_SCHEMA, "description": "A run once every asset was updated."},
+                {
+                    "type": "object",
+                    "properties": {
+                        "any": _ASSET_LIST_SCHEMA,
+                        "all": _ASSET_LIST_SCHEMA,
+                        "alias": {"type": "string", "minLength": 1},
+                    },
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                },
+            ]
+        }
+    ),
+]
 
 
 def _duration_not_bool(value: object) -> object:
@@ -274,13 +304,17 @@ class KubernetesSpec(Model):
         return self
 
 
-class JobSpec(DataPlaneSettings):
-    """One MapReduce job, as written in a YAML file under dags/."""
+class DagSettings(Model):
+    """The DAG a job file becomes: id, schedule and the DAG-level settings. A
+    MapReduceOperator in a DAG of the user's needs none of them."""
 
     dag_id: str = Field(pattern=DAG_ID_PATTERN, max_length=200)
     description: str | None = None
     schedule: Schedule | None = Field(
-        default=None, description="Cron expression, preset (@daily) or null (manual/API only)."
+        default=None,
+        description="Cron expression, preset (@daily), the assets a run waits for (a list "
+        "of URIs: all of them; any:/all: lists, which nest; alias: an AssetAlias such as "
+        "mapreduce:<dag_id>), or null (manual/API only).",
     )
     start_date: dt.date | dt.datetime | None = Field(
         default=None, description="First data interval's start (UTC unless an offset is given)."
@@ -305,6 +339,52 @@ class JobSpec(DataPlaneSettings):
         default_factory=list, description="Addresses told when a task fails (needs SMTP)."
     )
     email_on_failure: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            # 254: RFC 5321's limit, which also keeps the regex's backtracking small.
+            if len(address) > 254 or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+                raise ValueError(
+                    f"expected an e-mail address like team@example.com, found {address[:254]!r}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _dates_fit_the_schedule(self) -> DagSettings:
+        # An asset schedule has no intervals: it needs no start_date, nor can it catch up.
+        timed = isinstance(self.schedule, str)
+        if timed and self.start_date is None:
+            raise FieldError(
+                "schedule",
+                f"schedule {self.schedule!r} needs a start_date (the first interval starts "
+                "there); add e.g. start_date: 2024-01-01, or set schedule: null",
+            )
+        if self.catchup and self.schedule is None:
+            raise FieldError("catchup", "catchup needs a schedule; set schedule or catchup: false")
+        if self.catchup and not timed:
+            raise FieldError(
+                "catchup",
+                "catchup needs a cron or preset schedule: an asset schedule has no intervals "
+                "to catch up (a run follows each update); set catchup: false",
+            )
+        if (
+            self.start_date
+            and self.end_date
+            and as_utc_datetime(self.end_date) < as_utc_datetime(self.start_date)
+        ):
+            raise FieldError(
+                "end_date",
+                f"end_date {self.end_date} is before start_date {self.start_date}; swap them",
+            )
+        return self
+
+
+class JobSpec(DataPlaneSettings):
+    """One MapReduce job: input, steps, output, data plane, backend, pods; the keyword
+    arguments of MapReduceOperator."""
+
     pool: str | None = Field(default=None, description="Airflow pool of the map/reduce tasks.")
     priority_weight: StrictInt = Field(
         default=1,
@@ -388,38 +468,6 @@ class JobSpec(DataPlaneSettings):
             )
         return self
 
-    @field_validator("email")
-    @classmethod
-    def _emails(cls, value: list[str]) -> list[str]:
-        for address in value:
-            # 254: RFC 5321's limit, which also keeps the regex's backtracking small.
-            if len(address) > 254 or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
-                raise ValueError(
-                    f"expected an e-mail address like team@example.com, found {address[:254]!r}"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _dates_fit_the_schedule(self) -> JobSpec:
-        if self.schedule is not None and self.start_date is None:
-            raise FieldError(
-                "schedule",
-                f"schedule {self.schedule!r} needs a start_date (the first interval starts "
-                "there); add e.g. start_date: 2024-01-01, or set schedule: null",
-            )
-        if self.catchup and self.schedule is None:
-            raise FieldError("catchup", "catchup needs a schedule; set schedule or catchup: false")
-        if (
-            self.start_date
-            and self.end_date
-            and as_utc_datetime(self.end_date) < as_utc_datetime(self.start_date)
-        ):
-            raise FieldError(
-                "end_date",
-                f"end_date {self.end_date} is before start_date {self.start_date}; swap them",
-            )
-        return self
-
     @model_validator(mode="before")
     @classmethod
     def _reduce_by_combines(cls, data: Any) -> Any:
@@ -483,6 +531,14 @@ class JobSpec(DataPlaneSettings):
     def uses_pods(self) -> bool:
         """Map/reduce tasks run as Kubernetes pods (kubernetes_job's reduces too)."""
         return self.backend in ("kubernetes", "kubernetes_job")
+
+
+class JobFile(DagSettings, JobSpec):
+    """A job YAML under dags/: the DAG's settings and its job, side by side in one flat file."""
+
+    def job(self) -> JobSpec:
+        """The job part, as a MapReduceOperator takes it."""
+        return JobSpec.model_validate(self.model_dump(include=set(JobSpec.model_fields)))
 
 
 def as_utc_datetime(value: dt.date | dt.datetime) -> dt.datetime:

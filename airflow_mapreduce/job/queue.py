@@ -15,8 +15,14 @@ class QueueSpec(Model):
 
     conn_id: str = Field(
         default="mapreduce_queue",
-        description="Airflow connection of the queue: conn type 'redis' (host, port, password, "
-        'extra {"db": 0, "ssl": false}) or \'nats\' (host, port, login/password).',
+        description="Airflow connection of the queue: conn type 'mapreduce_redis' (host, "
+        "port, password, db, TLS) or 'mapreduce_nats' (host, port, login/password or token); "
+        "the redis provider's 'redis' type works too.",
+    )
+    deferrable: bool = Field(
+        default=True,
+        description="Wait for the map queue in the triggerer (no worker slot held while the "
+        "map phase runs); false waits in the worker.",
     )
     secret: str | None = Field(
         default=None,

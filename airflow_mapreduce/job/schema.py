@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.models import JobFile
 
 SCHEMA_FILE = "schema/job.schema.json"
 """The committed copy for editors, relative to the repository root."""
 
 
 def job_json_schema() -> dict[str, Any]:
-    schema = JobSpec.model_json_schema()
+    schema = JobFile.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "airflow-mapreduce job",

@@ -10,7 +10,7 @@ import difflib
 import functools
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter  # type: ignore[import-untyped]
 
@@ -84,11 +84,41 @@ class FieldError(ValueError):
         self.field = (field,) if isinstance(field, str) else field
 
 
-def check_schedule(value: str) -> str:
-    """A 5-field cron expression or an Airflow preset; raise ValueError otherwise."""
+# A job's schedule as the YAML gives it: a cron expression or preset, or the assets whose
+# updates start a run (Airflow's DAG(schedule=[Asset(...), ...]), AssetAny, AssetAll and
+# AssetAlias): URIs, {any: [...]}, {all: [...]} (which nest) and {alias: name}.
+AssetCondition = str | dict[str, Any]
+ScheduleValue = str | list[AssetCondition] | dict[str, Any]
+_ASSET_ENTRIES = (
+    "any: [...] (AssetAny: any one of them), all: [...] (AssetAll: every one of them) or "
+    "alias: name (AssetAlias, e.g. mapreduce:<dag_id>: every output of that job)"
+)
+MAX_ALIAS_LENGTH = 1500  # Airflow's limit on asset names
+
+
+def check_schedule(value: object) -> ScheduleValue:
+    """A 5-field cron expression or an Airflow preset; or assets: a list of entries (a run
+    once every one has been updated, as Airflow's list of assets), or one entry. An entry
+    is an asset URI, ``any:`` / ``all:`` of entries, or ``alias:`` a name. Raise ValueError
+    otherwise (a FieldError naming the entry of an asset schedule)."""
+    if isinstance(value, list):
+        return _check_asset_list(value, ())
+    if isinstance(value, dict):
+        return _check_asset_operator(value, ())
+    if not isinstance(value, str):
+        raise ValueError(
+            "expected a cron expression such as '0 3 * * *', a preset like @daily, or the "
+            "assets a run waits for (a list of URIs, or any:/all:/alias:), found "
+            f"{type(value).__name__} {repr(value)[:80]}"
+        )
     text = value.strip()
     if len(text) > 256:  # no cron expression is; bounds croniter's and difflib's work
         raise ValueError(f"expected a cron expression such as '0 3 * * *', found {value[:80]!r}...")
+    if "://" in text:
+        raise ValueError(
+            f"{value!r} is not a cron expression; to run when an asset is updated, give a "
+            f"list: schedule: [{text}]"
+        )
     if text.startswith("@"):
         if text not in SCHEDULE_PRESETS:
             raise ValueError(
@@ -115,6 +145,71 @@ def check_schedule(value: str) -> str:
             f"found {value!r}"
         )
     return text
+
+
+def _check_asset_list(entries: list[Any], path: tuple[str | int, ...]) -> list[AssetCondition]:
+    if not entries:
+        raise FieldError(
+            path,
+            "expected at least one asset URI, e.g. [s3://landing/events/]; for no schedule "
+            "write schedule: null",
+        )
+    return [_check_asset_condition(entry, (*path, index)) for index, entry in enumerate(entries)]
+
+
+def _check_asset_condition(entry: object, path: tuple[str | int, ...]) -> AssetCondition:
+    if isinstance(entry, dict):
+        return _check_asset_operator(entry, path)
+    if not isinstance(entry, str):
+        raise FieldError(
+            path,
+            f"expected an asset URI such as s3://landing/events/, or {_ASSET_ENTRIES}; found "
+            f"{type(entry).__name__} {repr(entry)[:80]}",
+        )
+    try:
+        uri = check_uri(entry, "asset URI")
+    except ValueError as exc:
+        raise FieldError(path, str(exc)) from None
+    if "{{" in uri:  # no run yet to render it for
+        raise FieldError(
+            path,
+            f"an asset URI cannot hold a template, found {redact_uri(uri)!r}: a schedule is "
+            "read before any run, so there is no date to render; name a fixed folder or object",
+        )
+    if any(char in uri for char in "*?["):
+        raise FieldError(
+            path,
+            f"an asset is one folder or object, not a glob: {redact_uri(uri)!r}; name the "
+            "folder the upstream job writes, e.g. s3://landing/events/",
+        )
+    return uri
+
+
+def _check_asset_operator(entry: dict[Any, Any], path: tuple[str | int, ...]) -> AssetCondition:
+    keys = list(entry)
+    if len(keys) != 1 or keys[0] not in ("any", "all", "alias"):
+        found = ", ".join(repr(key) for key in keys[:5]) or "an empty mapping"
+        raise FieldError(
+            path,
+            f"expected one key of {_ASSET_ENTRIES}, found {found}; a plain list of URIs "
+            "waits for every one of them",
+        )
+    [key] = keys
+    value = entry[key]
+    if key == "alias":
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_ALIAS_LENGTH:
+            shown = repr(value) if isinstance(value, str) else type(value).__name__
+            raise FieldError(
+                (*path, key),
+                f"expected an asset alias name of 1 to {MAX_ALIAS_LENGTH} characters, e.g. "
+                f"mapreduce:wordcount, found {shown[:80]}",
+            )
+        return {key: value}
+    if not isinstance(value, list):
+        raise FieldError(
+            (*path, key), f"expected a list of asset URIs, found {type(value).__name__}"
+        )
+    return {key: _check_asset_list(value, (*path, key))}
 
 
 def redact_uri(text: str) -> str:

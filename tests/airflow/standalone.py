@@ -112,7 +112,12 @@ def standalone(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    client = httpx.Client(base_url=url, timeout=60)  # a busy 2-core machine answers slowly
+    # A busy 2-core machine answers slowly. No kept-alive connections: the API server
+    # closes idle ones after a few seconds, and a request sent on one just closed by the
+    # server fails with "connection reset".
+    client = httpx.Client(
+        base_url=url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0)
+    )
     airflow = Airflow(url=url, client=client, home=home, log=log, proc=proc)
     try:
         airflow.wait("the API server", lambda: client.get("/api/v2/monitor/health").is_success, 300)

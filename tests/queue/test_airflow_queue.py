@@ -1,10 +1,12 @@
-"""The work-queue backends from Airflow: a local_pool DAG run end to end with dag.test(),
-and the Indexed Job the kubernetes_job backend would create, validated strictly."""
+"""The work-queue backends from Airflow: a local_pool DAG run end to end with dag.test()
+(its map phase deferred, the trigger run inline; and waiting in the worker), and the
+Indexed Job the kubernetes_job backend would create, validated strictly."""
 
 from __future__ import annotations
 
 import collections
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,10 +15,10 @@ import kubernetes_validate
 import pytest
 
 from airflow_mapreduce.airflow import build_dag
-from airflow_mapreduce.airflow.queue_backend import queue_url_from_connection
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.job import parse_job_text
-from airflow_mapreduce.queue import QUEUE_URL_ENV, QueueError, open_queue, queue_name
+from airflow_mapreduce.queue import QUEUE_URL_ENV, open_queue, queue_name
+from tests.conftest import Corpus
 from tests.dags_folder import yaml_dag
 from tests.wordcount import output_counts
 
@@ -42,26 +44,50 @@ queue:
 """
 
 
+def _small_corpus(word_corpus: Corpus, tmp_path: Path, lines: int) -> Path:
+    text = sorted(word_corpus.folder.iterdir())[0].read_text().splitlines(keepends=True)
+    corpus = tmp_path / "in.txt"
+    corpus.write_text("".join(text[:lines]))
+    return corpus
+
+
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("server", "deferrable"),
+    [("redis", True), ("redis", False), ("nats", True)],
+    ids=["redis-deferred", "redis-in-worker", "nats-deferred"],
+)
 def test_local_pool_dag_matches_counter(  # type: ignore[no-untyped-def]
-    airflow_db, redis_server, word_corpus, tmp_path, monkeypatch
+    airflow_db, word_corpus, tmp_path, monkeypatch, capsys, request, server, deferrable
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", redis_server.airflow_conn_json())
+    queue_server = request.getfixturevalue(f"{server}_server")
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", queue_server.airflow_conn_json())
     dag = DagBag(str(REPO / "dags")).get_dag("wordcount_queue")
+    map_phase = dag.get_task("run_map_queue")
+    assert map_phase.deferrable is True  # the default
+    map_phase.deferrable = deferrable
     output = tmp_path / "out"
-    lines = sorted(word_corpus.folder.iterdir())[0].read_text().splitlines(keepends=True)
-    corpus = tmp_path / "in.txt"
-    corpus.write_text("".join(lines[:3000]))  # ~200 KB: 4 map tasks of 64 KiB
+    corpus = _small_corpus(word_corpus, tmp_path, 3000)  # ~130 KB: map tasks of 64 KiB
     expected = collections.Counter(corpus.read_text().split())
+
     run = dag.test(run_conf={"input": f"file://{corpus}", "output": f"file://{output}"})
+
     assert run.state == "success"
     assert output_counts(output) == expected
     assert [t.task_id for t in run.get_task_instances() if t.task_id == "run_map_queue"]
+    log = capsys.readouterr().out
+    # dag.test() runs the trigger inline, then resumes the task in execute_complete.
+    assert ("Pausing task as DEFERRED" in log) is deferrable
+    name = queue_name("wordcount_queue", run.run_id)
+    [total] = re.findall(rf"Queue {name}: (\d+) map task\(s\), 0 committed", log)
+    assert int(total) > 1
+    assert f"map queue {name}: {total}/{total} done (100.0%)" in log  # the trigger's line
+    assert f"Map queue {name} finished: {total}/{total} done" in log  # execute_complete's
     # The run's queue state is gone.
-    queue = open_queue(redis_server.url, queue_name("wordcount_queue", run.run_id))
+    queue = open_queue(queue_server.url, name)
     assert queue.progress().total == 0
     queue.close()
 
@@ -180,34 +206,19 @@ def test_kubernetes_job_without_a_queue_secret_is_rejected() -> None:
         parse_job_text(K8S_JOB.replace("  secret: mapreduce-queue\n", ""))
 
 
-def test_queue_url_from_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_Q_REDIS",
-        json.dumps({"conn_type": "redis", "host": "redis.svc", "port": 6380,
-                    "password": "p@ss/word", "extra": {"db": 2}}),
-    )  # fmt: skip
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_Q_NATS",
-        json.dumps({"conn_type": "nats", "host": "nats.svc", "login": "u", "password": "s"}),
-    )
-    monkeypatch.setenv("AIRFLOW_CONN_Q_HTTP", json.dumps({"conn_type": "http", "host": "x"}))
-    assert queue_url_from_connection("q_redis") == "redis://:p%40ss%2Fword@redis.svc:6380/2"
-    assert queue_url_from_connection("q_nats") == "nats://u:s@nats.svc:4222"
-    with pytest.raises(QueueError, match="must be of type 'redis'"):
-        queue_url_from_connection("q_http")
-
-
 def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  # type: ignore[no-untyped-def]
     queue_server, monkeypatch
 ) -> None:
+    import asyncio
     import logging
 
     from airflow_mapreduce.airflow.queue_backend import _QueueRun, queue_policy
     from airflow_mapreduce.errors import TaskFailedError
     from airflow_mapreduce.job.queue import QueueSpec
+    from airflow_mapreduce.triggers.work_queue import WorkQueueProgressTrigger, first_event
 
     monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", queue_server.airflow_conn_json())
-    operator: Any = SimpleNamespace(dag_id="dlq", log=logging.getLogger("test"))
+    operator: Any = SimpleNamespace(job_name="dlq", log=logging.getLogger("test"))
     spec = QueueSpec(max_attempts=1, dead_letter_allowance=1, progress_interval_seconds=0.1)
     run = _QueueRun(operator, spec, {"run_id": "r-1"})  # type: ignore[arg-type]
     run.queue.enqueue(["spec-a", "spec-b", "spec-c"], queue_policy(spec))
@@ -220,8 +231,11 @@ def test_dead_letters_beyond_the_allowance_fail_the_map_phase_and_are_listed(  #
                 assert worker.ack(d)
             else:
                 assert worker.nack(d, f"TaskFailedError: {d.item} broke")
+    event = asyncio.run(first_event(WorkQueueProgressTrigger(**run.trigger_arguments())))
+    assert event["status"] == "finished" and event["progress"]["dead"] == 2
+
     with pytest.raises(TaskFailedError) as failure:
-        run.wait(check=lambda: None)
+        run.judge(event)
     message = str(failure.value)
     assert "2 map task(s) failed 1 times" in message and "dead_letter_allowance = 1" in message
     assert "spec-a (1 attempts): TaskFailedError: spec-a broke" in message
@@ -236,7 +250,7 @@ def test_job_conditions_count_only_when_their_status_is_true() -> None:
     is_job_failed/is_job_successful would take it as failed/complete."""
     from kubernetes.client import models as k8s
 
-    from airflow_mapreduce.airflow.queue_backend import _job_condition
+    from airflow_mapreduce.triggers.work_queue import job_condition as _job_condition
 
     def job(*conditions: tuple[str, str]) -> k8s.V1Job:
         return k8s.V1Job(status=k8s.V1JobStatus(conditions=[
@@ -249,3 +263,18 @@ def test_job_conditions_count_only_when_their_status_is_true() -> None:
     assert _job_condition(job(("Failed", "True")), "Failed").reason == "FailedTrue"
     assert _job_condition(job(("Complete", "True")), "Complete").reason == "CompleteTrue"
     assert _job_condition(k8s.V1Job(), "Failed") is None
+
+
+def test_the_indexed_job_operator_waits_deferred_whatever_the_pods_do(
+    rendered_job: dict[str, Any],
+) -> None:
+    """kubernetes.deferrable is how reduce pods wait; the map queue's wait defers anyway,
+    and the provider's own wait for the Job stays off."""
+    text = K8S_JOB.replace("  storage_secret:", "  deferrable: false\n  storage_secret:")
+    dag = build_dag(parse_job_text(text))
+    operator: Any = dag.get_task("run_map_queue")
+    assert operator.deferrable is True and operator.wait_until_job_complete is False
+    assert dag.get_task("reduce").partial_kwargs["deferrable"] is False
+    assert rendered_job["metadata"]["name"].startswith(
+        "job-mr-wordcount-queue-k8s-map-"
+    )  # the DAG's

@@ -19,9 +19,8 @@ import pytest
 
 from airflow_mapreduce.errors import ShuffleError
 from airflow_mapreduce.job import parse_job_text
-from airflow_mapreduce.plan.commit import commit_run
-from airflow_mapreduce.plan.planner import RunTarget, plan_run
-from airflow_mapreduce.plan.shuffle import shuffle_run
+from airflow_mapreduce.plan.driver import Phase, run_phases
+from airflow_mapreduce.plan.planner import RunTarget
 from airflow_mapreduce.queue import Progress, QueuePolicy, WorkQueue, open_queue
 from airflow_mapreduce.queue.pool import LocalWorkerPool
 from airflow_mapreduce.queue.progress import wait_until_finished
@@ -67,7 +66,8 @@ POLICY = QueuePolicy(
 
 
 class QueuedRun:
-    """plan -> enqueue -> local pool of real workers -> shuffle -> reduce -> commit."""
+    """The driver's run, its map tasks enqueued and run by a local pool of real workers,
+    its reduce tasks in this process."""
 
     def __init__(self, tmp: Path, corpus: Path, server_url: str, extra: dict[str, str]) -> None:
         self.tmp = tmp
@@ -84,12 +84,9 @@ class QueuedRun:
         (tmp / "code" / "chaos_mapper.py").write_text(CHAOS_MAPPER)
         (tmp / "markers").mkdir()
         self.files = FileSystems()
-        target = RunTarget(
-            "chaos", "run-1", f"file://{self.input}", f"file://{tmp}/out", None, 3, 64
-        )
-        self.plan_uri, self.map_specs, _ = plan_run(self.files, parse_job_text(JOB), target)
         self.queue: WorkQueue = open_queue(server_url, f"chaos-{uuid.uuid4().hex[:8]}")
-        self.queue.enqueue(self.map_specs, POLICY)
+        self.map_specs: list[str] = []
+        self.progress: Progress | None = None  # of the map phase, once it has finished
         env = {
             **os.environ,
             "CHAOS_DIR": str(tmp / "markers"),
@@ -100,8 +97,26 @@ class QueuedRun:
             server_url, self.queue.name, 2, cwd=str(DAGS), env=env, log_dir=str(tmp / "logs")
         )
 
-    def run_maps(self, during: Callable[[Progress], bool] | None = None) -> Progress:
-        """Start the pool; `during(progress)` is polled until it returns True (chaos done)."""
+    def run(self, during: Callable[[Progress], bool] | None = None) -> collections.Counter[str]:
+        """Run the job; the output's word counts. While the maps run, `during(progress)` is
+        polled until it returns True (chaos done)."""
+        target = RunTarget(
+            "chaos", "run-1", f"file://{self.input}", f"file://{self.tmp}/out", None, 3, 64
+        )
+
+        def run_tasks(phase: Phase, spec_uris: list[str]) -> None:
+            if phase == "map":
+                self.map_specs = spec_uris
+                self.queue.enqueue(spec_uris, POLICY)
+                self.progress = self._run_maps(during)
+            else:
+                for uri in spec_uris:
+                    run_task(uri, self.files)
+
+        run_phases(self.files, parse_job_text(JOB), target, run_tasks, max_reduce_tasks=3)
+        return output_counts(self.tmp / "out")
+
+    def _run_maps(self, during: Callable[[Progress], bool] | None) -> Progress:
         self.pool.start()
         try:
             deadline = time.monotonic() + 180  # generous: a loaded CI machine is slow
@@ -119,12 +134,6 @@ class QueuedRun:
             return progress
         finally:
             self.pool.stop()
-
-    def finish(self) -> collections.Counter[str]:
-        for uri in shuffle_run(self.files, self.plan_uri, 3):
-            run_task(uri, self.files)
-        commit_run(self.files, self.plan_uri)
-        return output_counts(self.tmp / "out")
 
     def close(self) -> None:
         self.queue.purge()
@@ -158,16 +167,21 @@ def test_kill_9_mid_task_and_transient_failures_lose_and_duplicate_nothing(
             return True
         return False
 
-    progress = run.run_maps(during=kill_a_busy_worker)
+    counts = run.run(during=kill_a_busy_worker)
     assert killed and run.pool.processes[0].returncode == -signal.SIGKILL
-    assert (progress.done, progress.dead) == (len(run.map_specs), 0)
+    assert run.progress is not None
+    assert (run.progress.done, run.progress.dead) == (len(run.map_specs), 0)
     assert run.queue.dead_letters() == []
-    assert run.finish() == run.expected
+    assert counts == run.expected
 
 
 def test_tasks_failing_forever_are_dead_lettered_with_their_error(queue_server, queued_run) -> None:  # type: ignore[no-untyped-def]
     run = queued_run(queue_server.url, {"poison.txt": "fine words\nPOISON here\n"})
-    progress = run.run_maps()
+    # Every other map task committed; the shuffle refuses to go on without the dead one.
+    with pytest.raises(ShuffleError, match="manifest"):
+        run.run()
+    progress = run.progress
+    assert progress is not None
     assert (progress.done, progress.dead) == (len(run.map_specs) - 1, 1)
     [dead] = run.queue.dead_letters()
     assert dead.attempts == POLICY.max_attempts
@@ -175,9 +189,6 @@ def test_tasks_failing_forever_are_dead_lettered_with_their_error(queue_server, 
     assert "poison record: POISON here" in dead.error and "poison.txt" in dead.error
     poisoned = [u for u in run.map_specs if "poison.txt" in Path(u[7:]).read_text()]
     assert [dead.item] == poisoned
-    # Every other map task committed; the shuffle refuses to go on without the dead one.
-    with pytest.raises(ShuffleError, match="manifest"):
-        run.finish()
 
 
 def test_queue_server_restart_mid_run_loses_nothing(queue_server, queued_run) -> None:  # type: ignore[no-untyped-def]
@@ -192,6 +203,7 @@ def test_queue_server_restart_mid_run_loses_nothing(queue_server, queued_run) ->
             return True
         return False
 
-    progress = run.run_maps(during=restart_server)
-    assert (progress.done, progress.dead) == (len(run.map_specs), 0)
-    assert run.finish() == run.expected
+    counts = run.run(during=restart_server)
+    assert run.progress is not None
+    assert (run.progress.done, run.progress.dead) == (len(run.map_specs), 0)
+    assert counts == run.expected

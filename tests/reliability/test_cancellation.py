@@ -96,9 +96,9 @@ def test_on_kill_stops_worker_and_mapper(tmp_path: Path) -> None:
 
 def test_killed_pods_are_deleted() -> None:
     """KubernetesPodOperator.on_kill deletes the pod when its on_kill_action says so."""
-    from airflow_mapreduce.airflow.backends import pod_arguments
+    from airflow_mapreduce.airflow.backends.kubernetes import pod_arguments
 
     job = parse_job_text(ENDLESS_JOB.replace("reducers: 0", "reducers: 0\nbackend: kubernetes"))
-    arguments = pod_arguments(job, "map")
+    arguments = pod_arguments(job, "map", "endless")
     assert arguments["on_kill_action"] == "delete_pod"
     assert arguments["on_finish_action"] == "delete_pod"

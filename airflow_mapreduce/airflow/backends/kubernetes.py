@@ -1,59 +1,36 @@
-"""Execution backends: how the mapped map and reduce tasks run.
-
-``local``: LocalWorkerOperator subprocesses. ``kubernetes``: KubernetesPodOperator pods.
-Both expand over the task-spec URIs a previous step returned, and both run the same
-worker command on the same specs.
-"""
+"""``kubernetes``: each task is a KubernetesPodOperator pod running the worker on its spec."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import XComArg
-
-from airflow_mapreduce.airflow.labels import LOCAL_MAP_INDEX_TEMPLATE, POD_MAP_INDEX_TEMPLATE
-from airflow_mapreduce.airflow.operators import LocalWorkerOperator
-from airflow_mapreduce.job.models import JobSpec, KubernetesSpec
+from airflow_mapreduce.airflow.backends.base import MappedTasksBackend, worker_task_arguments
+from airflow_mapreduce.airflow.labels import POD_MAP_INDEX_TEMPLATE
 from airflow_mapreduce.launch import worker_command
+
+if TYPE_CHECKING:
+    from airflow.sdk import XComArg
+    from airflow.sdk.types import Operator
+
+    from airflow_mapreduce.job.models import JobSpec, KubernetesSpec
 
 WORKDIR_TMP = "/tmp"  # writable scratch for spills under a read-only root filesystem
 
 
-def task_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
-    """What every map/reduce task of the job gets: retries, pool and priority."""
-    common: dict[str, Any] = {
-        "task_id": task_id,
-        "retries": job.retries,
-        "retry_delay": timedelta(seconds=job.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-        "priority_weight": job.priority_weight,
-    }
-    if job.pool is not None:  # else Airflow's default pool
-        common["pool"] = job.pool
-    return common
+class KubernetesBackend(MappedTasksBackend):
+    name = "kubernetes"
 
-
-def expand_worker_tasks(job: JobSpec, task_id: str, spec_uris: XComArg, job_dir: str | None) -> Any:
-    """One mapped task per task spec URI, on the job's backend."""
-    common = task_arguments(job, task_id)
-    if job.max_parallel_tasks is not None:
-        common["max_active_tis_per_dagrun"] = job.max_parallel_tasks
-    if job.task_timeout_seconds is not None:
-        common["execution_timeout"] = timedelta(seconds=job.task_timeout_seconds)
-    if job.uses_pods:  # kubernetes_job: reduces stay pods
+    def worker_tasks(
+        self, job: JobSpec, job_name: str, task_id: str, spec_uris: XComArg, job_dir: str | None
+    ) -> Operator:
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
         return KubernetesPodOperator.partial(
-            **common, **pod_arguments(job, task_id), map_index_template=POD_MAP_INDEX_TEMPLATE
+            **worker_task_arguments(job, task_id),
+            **pod_arguments(job, task_id, job_name),
+            map_index_template=POD_MAP_INDEX_TEMPLATE,
         ).expand(arguments=spec_uris.map(worker_arguments))
-    return LocalWorkerOperator.partial(
-        **common,
-        aws_conn_id=job.storage.aws_conn_id,
-        job_dir=job_dir,
-        map_index_template=LOCAL_MAP_INDEX_TEMPLATE,
-    ).expand(task_spec_uri=spec_uris)
 
 
 def worker_arguments(spec_uri: str) -> list[str]:
@@ -61,14 +38,15 @@ def worker_arguments(spec_uri: str) -> list[str]:
     return [spec_uri]
 
 
-def pod_name(dag_id: str, task_id: str) -> str:
+def pod_name(job_name: str, task_id: str) -> str:
     """A DNS-1123 name prefix; KubernetesPodOperator adds a unique suffix."""
-    name = re.sub(r"[^a-z0-9-]+", "-", f"mr-{dag_id}-{task_id}".lower()).strip("-")
+    name = re.sub(r"[^a-z0-9-]+", "-", f"mr-{job_name}-{task_id}".lower()).strip("-")
     return name[:50].rstrip("-")
 
 
-def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
-    """KubernetesPodOperator arguments shared by every pod of one phase ("map"/"reduce")."""
+def pod_arguments(job: JobSpec, task_id: str, job_name: str) -> dict[str, Any]:
+    """KubernetesPodOperator arguments shared by every pod of one phase ("map"/"reduce")
+    of the job named `job_name`."""
     from kubernetes.client import models as k8s
 
     spec: KubernetesSpec = job.kubernetes
@@ -81,7 +59,7 @@ def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
     ]
     security = spec.security_context
     return {
-        "name": pod_name(job.dag_id, task_id),
+        "name": pod_name(job_name, task_id),
         "namespace": spec.namespace,
         "image": spec.image,
         "image_pull_policy": spec.image_pull_policy,
@@ -93,7 +71,7 @@ def pod_arguments(job: JobSpec, task_id: str) -> dict[str, Any]:
         "labels": {
             "app.kubernetes.io/name": "airflow-mapreduce",
             "app.kubernetes.io/component": task_id,
-            "airflow-mapreduce/job": pod_name(job.dag_id, ""),
+            "airflow-mapreduce/job": pod_name(job_name, ""),
             **spec.labels,
         },
         "annotations": spec.annotations or None,

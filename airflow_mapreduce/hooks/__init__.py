@@ -1,0 +1,1 @@
+"""Airflow hooks of the provider (registered in get_provider_info)."""

@@ -1,0 +1,1 @@
+"""Operators of the provider: MapReduceOperator (operators/mapreduce.py)."""

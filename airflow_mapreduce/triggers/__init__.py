@@ -1,0 +1,1 @@
+"""Airflow triggers of the provider (registered in get_provider_info)."""
