@@ -70,6 +70,8 @@ def render(
 
 
 def _rendered(job: JobFile, file: Path) -> dict[str, Any]:
+    from airflow_mapreduce.airflow.backends import backend_for
+    from airflow_mapreduce.airflow.backends.kubernetes import KubernetesBackend
     from airflow_mapreduce.airflow.factory import build_dag
     from airflow_mapreduce.airflow.pods import render_worker_pods
 
@@ -86,7 +88,7 @@ def _rendered(job: JobFile, file: Path) -> dict[str, Any]:
             for task in dag.topological_sort()  # type: ignore[no-untyped-call]
         ],
         "params": {name: dag.params[name] for name in dag.params},
-        "pods": render_worker_pods(dag) if job.backend == "kubernetes" else {},
+        "pods": render_worker_pods(dag) if isinstance(backend_for(job), KubernetesBackend) else {},
     }
 
 

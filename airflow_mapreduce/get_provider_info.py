@@ -72,7 +72,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "MapReduce",
-                "python-modules": ["airflow_mapreduce.airflow.operators"],
+                "python-modules": [
+                    "airflow_mapreduce.operators.mapreduce",
+                    "airflow_mapreduce.airflow.operators",
+                ],
             }
         ],
         "hooks": [

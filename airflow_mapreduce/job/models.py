@@ -523,11 +523,6 @@ class JobSpec(DataPlaneSettings):
         return all(s.python for s in steps if s is not None)
 
     @property
-    def uses_queue(self) -> bool:
-        """Map tasks are pulled from a work queue (one Airflow task runs the map phase)."""
-        return self.backend in ("kubernetes_job", "local_pool")
-
-    @property
     def uses_pods(self) -> bool:
         """Map/reduce tasks run as Kubernetes pods (kubernetes_job's reduces too)."""
         return self.backend in ("kubernetes", "kubernetes_job")

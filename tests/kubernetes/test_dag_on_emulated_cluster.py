@@ -8,6 +8,7 @@ its log streamed back through the API, its completion detected and the pod delet
 from __future__ import annotations
 
 import collections
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,67 @@ def test_a_timed_out_task_deletes_its_pods_and_commits_nothing(airflow_db, k8s_c
     assert None not in kubelet.exit_codes().values()  # which stopped its process
     assert not (output / "_SUCCESS").exists()
     assert not list(output.glob("part-*"))
+
+
+PYTHON_DAG = """
+import json
+from pathlib import Path
+
+from airflow.sdk import DAG, task
+
+from airflow_mapreduce import MapReduceOperator
+
+with DAG("python_on_pods", schedule=None):
+
+    @task
+    def extract() -> str:
+        return {corpus!r}
+
+    @task
+    def report(manifest_uri: str) -> None:
+        Path({report!r}).write_text(Path(manifest_uri.removeprefix("file://")).read_text())
+
+    counts = MapReduceOperator(
+        task_id="wordcount",
+        job_dir={dags!r},
+        input="{{{{ ti.xcom_pull(task_ids='extract') }}}}",
+        output={output!r},
+        mapper=["python3", "mapreduce_jobs/wordcount/mapper.py"],
+        reducer=["python3", "mapreduce_jobs/wordcount/reducer_current_word.py"],
+        reducers=2,
+        backend="kubernetes",
+        kubernetes={{"image": "airflow-mapreduce-worker:dev", "namespace": {namespace!r},
+                    "startup_check_interval_seconds": 1, "poll_interval_seconds": 1}},
+    )
+    extract() >> counts
+    report(counts.output)
+"""
+
+
+def test_a_python_dag_runs_the_operator_as_pods(
+    airflow_db, k8s_cluster, test_dags, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """@task -> MapReduceOperator(backend=kubernetes) -> @task on .output, built in Python."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    cluster, kubelet = k8s_cluster
+    output, report = tmp_path / "out", tmp_path / "report.json"
+    test_dags.mkdir(exist_ok=True)
+    text = PYTHON_DAG.format(corpus=f"file://{CORPUS}", dags=str(DAGS), output=str(output),
+                             report=str(report), namespace=NAMESPACE)  # fmt: skip
+    (test_dags / "python_on_pods.py").write_text(text)
+    bag = DagBag(str(test_dags))
+    assert not bag.import_errors, bag.import_errors
+    run = bag.get_dag("python_on_pods").test()
+
+    assert run.state == "success"
+    assert output_counts(output) == input_counts(CORPUS)
+    phases = collections.Counter(
+        p["metadata"]["labels"]["app.kubernetes.io/component"] for p in cluster.created_pods
+    )
+    assert phases["reduce"] == 2 and phases["map"] >= 1
+    for pod in cluster.created_pods:  # the job's name is the DAG's and the operator's
+        assert pod["metadata"]["labels"]["airflow-mapreduce/job"] == "mr-python-on-pods-wordcount"
+    assert set(kubelet.exit_codes().values()) == {0}
+    assert cluster.pods(NAMESPACE) == []
+    assert json.loads(report.read_text())["records"] == len(input_counts(CORPUS))
