@@ -23,18 +23,6 @@ class JobSpecError(MapReduceError):
         super().__init__(f"{source}: invalid MapReduce job ({len(problems)} problem(s)):\n{listed}")
 
 
-class InvalidJobFilesError(MapReduceError):
-    """Some job YAML files of a DAG folder are invalid; the valid ones still load."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        listed = "\n\n".join(problems)
-        super().__init__(
-            f"{len(problems)} MapReduce job file problem(s); the other jobs' DAGs loaded "
-            f"normally:\n\n{listed}"
-        )
-
-
 class PlanError(MapReduceError):
     """The input cannot be planned (nothing matched, bad override, too many tasks...)."""
 
