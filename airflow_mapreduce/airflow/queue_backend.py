@@ -22,7 +22,7 @@ import functools
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import TaskDeferred
@@ -148,7 +148,23 @@ class _QueueRun:
         self.clean_up()
 
 
-class MapReduceQueuePoolOperator(BaseOperator):
+class _DeferredQueueWait:
+    """The end of a map phase's deferred wait, shared by the pool and the Job operator."""
+
+    queue_spec: QueueSpec
+
+    def execute_complete(self, context: Context, event: dict[str, Any], **kwargs: Any) -> None:
+        _QueueRun(cast(BaseOperator, self), self.queue_spec, context).judge(event)
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        # However the deferred wait ended (finished, failed, Airflow's timeout), the queue goes.
+        with _QueueRun(cast(BaseOperator, self), self.queue_spec, context):
+            return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
+
+
+class MapReduceQueuePoolOperator(_DeferredQueueWait, BaseOperator):
     """``local_pool``: N worker processes on this machine pull the map tasks.
 
     :param job_name: names the run's queue: the DAG's id (default), or
@@ -204,22 +220,12 @@ class MapReduceQueuePoolOperator(BaseOperator):
             # within ~1 s once the queue is finished (or its state deleted).
             run.wait(trigger, self.deferrable, stop_workers=lambda: pool.stop(grace=30))
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        _QueueRun(self, self.queue_spec, context).judge(event)
-
-    def resume_execution(
-        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
-    ) -> Any:
-        # However the deferred wait ended (finished, failed, Airflow's timeout), the queue goes.
-        with _QueueRun(self, self.queue_spec, context):
-            return super().resume_execution(next_method, next_kwargs, context)
-
 
 @functools.cache  # one class, however many DAGs use it
 def _job_operator_class() -> type[Any]:
     from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
 
-    class MapReduceQueueJobOperator(KubernetesJobOperator):
+    class MapReduceQueueJobOperator(_DeferredQueueWait, KubernetesJobOperator):
         """``kubernetes_job``: one Indexed Job whose pods pull the map tasks.
 
         :param job_name: names the run's queue (as for MapReduceQueuePoolOperator).
@@ -269,15 +275,6 @@ def _job_operator_class() -> type[Any]:
                     status_interval=JOB_STATUS_INTERVAL_SECONDS,
                 )
                 run.wait(trigger, self.deferrable)
-
-        def execute_complete(self, context: Context, event: dict[str, Any], **kwargs: Any) -> None:
-            _QueueRun(self, self.queue_spec, context).judge(event)
-
-        def resume_execution(
-            self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
-        ) -> Any:
-            with _QueueRun(self, self.queue_spec, context):
-                return super().resume_execution(next_method, next_kwargs, context)
 
     return MapReduceQueueJobOperator
 
