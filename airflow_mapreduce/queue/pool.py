@@ -46,6 +46,10 @@ class LocalWorkerPool:
                     [*worker_command(sys.executable), "--pull", self.queue],
                     cwd=self.cwd,
                     env={**env, "JOB_COMPLETION_INDEX": str(index)},
+                    # Not the starting process's stdin: under Airflow that is the task's
+                    # socket to its supervisor, which workers outliving a deferred task
+                    # would hold open.
+                    stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: kill -9 takes its children

@@ -107,9 +107,12 @@ def test_a_local_pool_map_phase_waits_deferred_with_a_connection_made_over_rest(
     assert output_counts(output) == collections.Counter(word_corpus.counts)
 
     # The triggerer's progress lines are part of the task's log, beside the task's own.
+    # One try only: a failed first try would be a bug (its whole log is in the message).
+    tries = client.get(ti_path).json()["try_number"]
     log = client.get(f"{ti_path}/logs/1", headers={"Accept": "application/json"})
     assert log.status_code == 200, log.text
     text = json.dumps(log.json())
+    assert tries == 1, (states, text)
     name = queue_name(DAG_ID, run_id)
     total = queued_while_deferred[0]
     assert "Pausing task as DEFERRED" in text
