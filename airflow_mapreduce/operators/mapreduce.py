@@ -11,7 +11,7 @@ the output's _manifest.json.
 
 from __future__ import annotations
 
-import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,14 +70,18 @@ class MapReduceOperator(TaskGroup):
         group_kwargs: dict[str, Any] | None = None,
         **fields: Any,
     ) -> None:
-        caller = inspect.stack()[1]
-        where = f"{caller.filename}:{caller.lineno}: MapReduceOperator(task_id={task_id!r})"
-        job_dir = Path(job_dir or Path(caller.filename).parent).resolve()
+        # The caller's frame only (inspect.stack() would read every frame's source: slow at
+        # DAG-parse time, once per operator).
+        caller = sys._getframe(1)
+        filename, lineno = caller.f_code.co_filename, caller.f_lineno
+        where = f"{filename}:{lineno}: MapReduceOperator(task_id={task_id!r})"
+        here = Path(filename).resolve().parent
         if job is not None and job_file is not None:
             raise JobSpecError(where, [f"{where}: give job= or job_file=, not both"])
         if job_file is not None:
+            job_file = here / job_file  # relative to the DAG file, like every other path
             job = load_job_file(job_file).job()
-            job_dir = Path(job_file).resolve().parent
+        job_dir = Path(job_dir or (job_file.parent if job_file is not None else here)).resolve()
         # A templated reducers ('{{ params.reducers }}') is checked when the plan renders it.
         reducers = fields.pop("reducers", None)
         if isinstance(reducers, str) and "{{" in reducers:

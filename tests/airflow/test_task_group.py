@@ -3,6 +3,8 @@ and precise errors at DAG-parse time."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, TaskGroup
@@ -83,3 +85,12 @@ def test_no_secret_in_a_parse_time_error() -> None:
     with DAG("secret", schedule=None), pytest.raises(JobSpecError) as info:
         MapReduceOperator(task_id="wc", **{**JOB, "output": "s3://AKIAXX:Zq9-secret-Zq9@b/o"})
     assert "Zq9" not in str(info.value) and "AKIAXX" not in str(info.value)
+
+
+def test_a_job_file_is_taken_from_the_dag_files_folder_and_overridden() -> None:
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    with DAG("from_file", schedule=None) as dag:
+        op = MapReduceOperator(task_id="wc", job_file="../../dags/wordcount.yaml", reducers=5)
+    assert op.job.input.uri == f"file://{dags}/data/wordcount"
+    assert op.job.reducers == 5
+    assert dag.get_task("wc.plan").job_dir == str(dags)  # its paths, and conf's, from there
