@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pydantic import TypeAdapter, ValidationError
 
 from airflow_mapreduce.errors import MapReduceError, TaskFailedError
@@ -102,6 +104,9 @@ def write_task_manifest(
     bad_records: int = 0,
     bad_records_uri: str | None = None,
     peak_memory: PeakMemory | None = None,
+    *,
+    input_bytes: int = 0,
+    started_at: float | None = None,
 ) -> TaskManifest:
     """Write an attempt's manifest, its last object: what makes its files the task's output."""
     manifest = TaskManifest(
@@ -117,6 +122,9 @@ def write_task_manifest(
         bad_records=bad_records,
         bad_records_uri=bad_records_uri,
         peak_memory=peak_memory,
+        input_bytes=input_bytes,
+        started_at=started_at,
+        finished_at=time.time(),
     )
     files.write_bytes(spec.manifest_uri, manifest.model_dump_json().encode())
     return manifest

@@ -130,6 +130,21 @@ class TaskManifest(Model):
         default=None, description="Dead-letter object of this attempt's skipped records."
     )
     peak_memory: PeakMemory | None = None
+    input_bytes: int = Field(default=0, ge=0, description="Bytes of input the attempt read.")
+    # Unix times of the attempt (manifests of older workers have none): what the UI's
+    # durations and the phase metrics come from in every backend, queue mode included.
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(part.bytes for part in self.files)
 
 
 class RunPlan(Model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -60,10 +61,11 @@ def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
 
 def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
     attempt = new_attempt_id()
+    started_at = time.time()
     info = reporter.TaskInfo("map", spec.dag_id, spec.run_id, spec.task_index, attempt)
     with reporter.running(info), task_lifecycle(spec.job.dataplane.lifecycle):
         try:
-            return _run(files, spec, attempt, info.counters, skip_mode=False)
+            return _run(files, spec, attempt, info.counters, started_at, skip_mode=False)
         except CommandFailedError as exc:
             if exc.role != "mapper" or not spec.job.dataplane.bad_records.enabled:
                 raise  # (a failing combiner is not the input's fault: no skip mode for it)
@@ -76,11 +78,16 @@ def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
                 flush=True,
             )
             info.counters.clear()  # the failed pass's counters do not count
-            return _run(files, spec, attempt, info.counters, skip_mode=True)
+            return _run(files, spec, attempt, info.counters, started_at, skip_mode=True)
 
 
 def _run(
-    files: FileSystems, spec: MapTaskSpec, attempt: str, counters: Counters, skip_mode: bool
+    files: FileSystems,
+    spec: MapTaskSpec,
+    attempt: str,
+    counters: Counters,
+    started_at: float,
+    skip_mode: bool,
 ) -> TaskManifest:
     dataplane = spec.job.dataplane
     codec = Codec(spec.job.codec)
@@ -130,7 +137,7 @@ def _run(
         _count(counters, "bad_records", dead.count)
     return write_task_manifest(
         files, spec, attempt, parts, input_records, counters, dead.count, dead_uri,
-        memory.task_peak(),
+        memory.task_peak(), input_bytes=input_bytes, started_at=started_at,
     )  # fmt: skip
 
 

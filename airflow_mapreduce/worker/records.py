@@ -165,6 +165,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.count = 0
+        self.bytes = 0
 
 
 def iter_stream_blocks(
@@ -177,6 +178,7 @@ def iter_stream_blocks(
         tail = lines.pop()
         if tally is not None:
             tally.count += len(lines)
+            tally.bytes += len(chunk)
         yield lines
     if tail:
         if tally is not None:

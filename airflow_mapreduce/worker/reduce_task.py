@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import time
 
 from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.manifests import write_task_manifest
@@ -37,19 +38,20 @@ def reduce_env(spec: ReduceTaskSpec, attempt: str, partition: int) -> dict[str, 
 
 def run_reduce_task(files: FileSystems, spec: ReduceTaskSpec) -> TaskManifest:
     attempt = new_attempt_id()
+    started_at = time.time()
     info = reporter.TaskInfo("reduce", spec.dag_id, spec.run_id, spec.task_index, attempt)
     with reporter.running(info), task_lifecycle(spec.job.dataplane.lifecycle):
-        return _run(files, spec, attempt, info.counters)
+        return _run(files, spec, attempt, info.counters, started_at)
 
 
 def _run(
-    files: FileSystems, spec: ReduceTaskSpec, attempt: str, counters: Counters
+    files: FileSystems, spec: ReduceTaskSpec, attempt: str, counters: Counters, started_at: float
 ) -> TaskManifest:
     assert spec.job.reducer is not None, "a reduce task needs a reducer"
     fmt = RecordFormat.of(spec.job)
     formats = spec.job.dataplane.formats
     codec = Codec(spec.job.codec)
-    input_records = 0
+    input_records = input_bytes = 0
     parts = []
     for partition in sorted(spec.inputs):
         env = reduce_env(spec, attempt, partition)
@@ -68,10 +70,12 @@ def _run(
             reducer.reduce_into(merged, writer)
         stored = writer.bytes if formats.compression is None else files.size(uri)
         input_records += seen.count
+        input_bytes += seen.bytes
         parts.append(PartFile(partition=partition, uri=uri, records=writer.records, bytes=stored))
     group = counters.setdefault(COUNTERS, {})
     group["reduce_input_records"] = input_records
     group["reduce_output_records"] = sum(p.records for p in parts)
     return write_task_manifest(
-        files, spec, attempt, parts, input_records, counters, peak_memory=memory.task_peak()
-    )
+        files, spec, attempt, parts, input_records, counters, peak_memory=memory.task_peak(),
+        input_bytes=input_bytes, started_at=started_at,
+    )  # fmt: skip
