@@ -3,9 +3,10 @@
 Order matters for readers of the output: _SUCCESS goes first (the output is no longer a
 complete result), then every part is copied from the work area (atomically per object;
 a server-side copy on S3), what an earlier run of this job recorded and this one does not
-rewrite is removed, _manifest.json is written and _SUCCESS comes last. A commit killed at
-any point leaves no _SUCCESS and can simply be rerun: the attempts' parts stay in the work
-area until _SUCCESS exists, and the rerun removes the killed one's temporary files.
+rewrite is removed, _job_history.json and _manifest.json are written and _SUCCESS comes
+last. A commit killed at any point leaves no _SUCCESS and can simply be rerun: the
+attempts' parts stay in the work area until _SUCCESS exists, and the rerun removes the
+killed one's temporary files.
 
 Nothing else in the output is deleted or replaced (plan/output_state.py): the commit
 refuses objects it does not know, as the plan did, unless the job sets overwrite_output.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import posixpath
 
 from airflow_mapreduce.errors import CommitError
+from airflow_mapreduce.plan.history import build_history
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
 from airflow_mapreduce.plan.output_lease import check_lease, record_writing, release_lease
@@ -94,11 +96,16 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     parts = [dest for _, dest in promotions]
     dead_letters = _dead_letters(output, map_manifests)
     bad_records = [dest for _, dest in dead_letters]
-    record_writing(files, output, plan.dag_id, plan.run_id, [p.uri for p in parts] + bad_records)
+    written = [p.uri for p in parts] + bad_records + [output.history_uri]
+    record_writing(files, output, plan.dag_id, plan.run_id, written)
     files.remove(output.success_uri)
     for source_uri, dest_uri in [*((s.uri, d.uri) for s, d in promotions), *dead_letters]:
         files.copy(source_uri, dest_uri)
-    _remove_replaced(files, output, contents, {p.uri for p in parts} | set(bad_records))
+    _remove_replaced(files, output, contents, set(written))
+    history = build_history(
+        plan, map_manifests, manifests if phase == "reduce" else [], parts, counters
+    )
+    files.write_bytes(output.history_uri, history.model_dump_json().encode())
 
     result = OutputManifest(
         dag_id=plan.dag_id,
@@ -111,6 +118,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         counters=counters,
         bad_records=bad_records,
         peak_memory=_peak_memory(map_manifests if phase == "reduce" else [], manifests),
+        history=output.history_uri,
     )
     files.write_bytes(output.manifest_uri, result.model_dump_json(indent=1).encode())
     files.write_bytes(output.success_uri, b"")
@@ -166,7 +174,7 @@ def _remove_replaced(
     """What the earlier run recorded and this one did not rewrite (e.g. parts of a run with
     more partitions, which would read as output), killed writers' temporary files, and,
     with overwrite_output, the objects nobody recorded."""
-    markers = {output.success_uri, output.manifest_uri}
+    markers = set(output.markers)
     stale = [u for u in contents.owned if u not in written and u not in markers]
     files.remove_many([*stale, *contents.leftovers])
     for uri in contents.unknown:  # only when overwrite_output allows it (checked above)

@@ -4,6 +4,7 @@
     <work>/<dag_id>/<run_id>/map/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <output>/part-00000 ... | part-m-00000 ... (map-only) | _manifest.json | _SUCCESS
+    <output>/_job_history.json (per task: what it read and wrote, when; plan/history.py)
     <output>/_IN_PROGRESS (the lease of the run writing it) | _bad_records/map-<task>.jsonl
 
 A task's manifest is written last, after its data; it names the attempt whose files count.
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 from airflow_mapreduce.storage import check_writable_root, join_uri
 
+HISTORY_NAME = "_job_history.json"
+MARKER_NAMES = ("_SUCCESS", "_manifest.json", HISTORY_NAME)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -92,6 +95,15 @@ class OutputLayout:
     @property
     def manifest_uri(self) -> str:
         return join_uri(self.root, "_manifest.json")
+
+    @property
+    def history_uri(self) -> str:
+        return join_uri(self.root, HISTORY_NAME)
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        """What every commit rewrites: the run's record, not its data."""
+        return (self.success_uri, self.manifest_uri, self.history_uri)
 
     @property
     def bad_records_root(self) -> str:

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from airflow_mapreduce.errors import MapReduceError, TaskFailedError
 from airflow_mapreduce.plan.layout import RunLayout
+from airflow_mapreduce.plan.task_labels import task_label
 from airflow_mapreduce.plan.tasks import (
     Counters,
     MapTaskSpec,
@@ -123,6 +124,7 @@ def write_task_manifest(
         bad_records_uri=bad_records_uri,
         peak_memory=peak_memory,
         input_bytes=input_bytes,
+        source=task_label(spec),
         started_at=started_at,
         finished_at=time.time(),
     )

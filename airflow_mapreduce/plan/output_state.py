@@ -1,11 +1,11 @@
 """What an output folder holds and who wrote it: a run replaces or deletes only its job's.
 
 Like Hadoop's output committer, a job owns what an earlier run of it recorded in the
-folder's _manifest.json (its parts and dead letters), that _manifest.json and _SUCCESS,
-what a commit of it named in the lease before writing (output_lease), and the temporary
-files its own writers left when killed. Anything else there would be
-lost if a run deleted or replaced it, or read as part of the result by the next reader,
-so the plan and the commit refuse it and name it; a job that means to replace whatever
+folder's _manifest.json (its parts and dead letters), that _manifest.json,
+_job_history.json and _SUCCESS, what a commit of it named in the lease before writing
+(output_lease), and the temporary files its own writers left when killed. Anything else
+there would be lost if a run deleted or replaced it, or read as part of the result by the
+next reader, so the plan and the commit refuse it and name it; a job that means to replace whatever
 is there says so with ``overwrite_output: true``.
 
 Hidden names ('_' or '.') that a run does not write are never touched: readers skip them
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import Field, ValidationError
 
 from airflow_mapreduce.job.base import Model
-from airflow_mapreduce.plan.layout import OutputLayout
+from airflow_mapreduce.plan.layout import MARKER_NAMES, OutputLayout
 from airflow_mapreduce.plan.output_lease import read_lease
 from airflow_mapreduce.plan.tasks import Counters, PartFile, PeakMemory
 from airflow_mapreduce.storage import FileSystems, MissingObjectError, temporary_name_of
@@ -43,6 +43,9 @@ class OutputManifest(Model):
     peak_memory: dict[str, PeakMemory] = Field(
         default_factory=dict,
         description="Per phase (map, reduce): the largest peaks of its tasks, for sizing pods.",
+    )
+    history: str | None = Field(
+        default=None, description="The run's _job_history.json: per task, what it did."
     )
 
 
@@ -92,8 +95,7 @@ def _recorded(manifest: OutputManifest | None, output: OutputLayout) -> set[str]
     return {
         *(part.uri for part in manifest.files),
         *manifest.bad_records,
-        output.manifest_uri,
-        output.success_uri,
+        *output.markers,
     }
 
 
@@ -105,7 +107,7 @@ def _sort(found: OutputContents, uri: str, ours: set[str], *, hidden_is_ours: bo
         found.owned.append(uri)
     elif target is not None and _ours_to_write(posixpath.join(base, target), target, ours):
         found.leftovers.append(uri)
-    elif name in ("_SUCCESS", "_manifest.json") or not name.startswith(("_", ".")):
+    elif name in MARKER_NAMES or not name.startswith(("_", ".")):
         found.unknown.append(uri)  # data, or a marker a run of ours would replace
     elif not hidden_is_ours:
         found.unknown.append(uri)  # under _bad_records/, every name is one we may write
@@ -114,7 +116,7 @@ def _sort(found: OutputContents, uri: str, ours: set[str], *, hidden_is_ours: bo
 
 def _ours_to_write(uri: str, name: str, ours: set[str]) -> bool:
     """A name this job records or writes: its temporary file is a killed writer's."""
-    return uri in ours or name in ("_SUCCESS", "_manifest.json") or name.startswith("part-")
+    return uri in ours or name in MARKER_NAMES or name.startswith("part-")
 
 
 def describe_unknown(output_uri: str, unknown: list[str]) -> str:

@@ -131,6 +131,7 @@ class TaskManifest(Model):
     )
     peak_memory: PeakMemory | None = None
     input_bytes: int = Field(default=0, ge=0, description="Bytes of input the attempt read.")
+    source: str = Field(default="", description="What the task read, e.g. 'split 3: a.txt'.")
     # Unix times of the attempt (manifests of older workers have none): what the UI's
     # durations and the phase metrics come from in every backend, queue mode included.
     started_at: float | None = None

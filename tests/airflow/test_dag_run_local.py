@@ -36,7 +36,7 @@ def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, capfd
     assert run.state == "success"
     assert output_counts(output) == word_corpus.counts
     assert sorted(p.name for p in output.iterdir()) == [
-        "_SUCCESS", "_manifest.json", "part-00000", "part-00001", "part-00002",
+        "_SUCCESS", "_job_history.json", "_manifest.json", "part-00000", "part-00001", "part-00002",
     ]  # fmt: skip
     assert mapped_task_count(dag_id, run.run_id, "map") >= 4
     assert mapped_task_count(dag_id, run.run_id, "reduce") == 3

@@ -65,7 +65,7 @@ def test_s3_dag_reruns_replace_output_and_leak_no_secret(  # type: ignore[no-unt
 
     s3.invalidate_cache()
     names = sorted(p.removeprefix("secrets-bucket/out/") for p in s3.find("secrets-bucket/out"))
-    assert names == ["_SUCCESS", "_manifest.json", "part-00000", "part-00001"]
+    assert names == ["_SUCCESS", "_job_history.json", "_manifest.json", "part-00000", "part-00001"]
     manifest = json.loads(s3.cat("secrets-bucket/out/_manifest.json"))
     assert manifest["run_id"] == second.run_id
     assert counts_of(s3, "secrets-bucket/out") == small_corpus.counts

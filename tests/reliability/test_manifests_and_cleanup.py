@@ -151,7 +151,7 @@ def test_commit_removes_intermediate_unless_kept(store, keep) -> None:  # type: 
     files.fs(root).invalidate_cache()  # s3fs caches listings
     # Objects, not listings: SeaweedFS shows emptied folders as prefixes; S3 has none.
     names = sorted(u.removeprefix(f"{root}/out/") for u in files.find_all(f"{root}/out"))
-    data = ["_SUCCESS", "_manifest.json", "part-00000", "part-00001"]
+    data = ["_SUCCESS", "_job_history.json", "_manifest.json", "part-00000", "part-00001"]
     if keep is True:
         assert any(n.startswith("_temporary/") for n in names)
         names = [n for n in names if not n.startswith("_temporary/")]

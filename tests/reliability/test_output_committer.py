@@ -90,7 +90,14 @@ def test_every_spelling_of_an_output_path_keeps_its_parts(
     done = run_cli(job_dir, "--output", given)
     assert done.returncode == 0, done.stderr
     assert output_counts(out) == counted(job_dir / "in")
-    assert names(out) == ["_SUCCESS", "_manifest.json", "part-00000", "part-00001", "part-00002"]
+    assert names(out) == [
+        "_SUCCESS",
+        "_job_history.json",
+        "_manifest.json",
+        "part-00000",
+        "part-00001",
+        "part-00002",
+    ]
 
 
 def test_unknown_objects_in_the_output_are_refused_and_kept(job_dir: Path) -> None:
@@ -135,7 +142,8 @@ def test_a_rerun_replaces_only_what_the_earlier_run_recorded(job_dir: Path) -> N
     done = run_cli(job_dir, "--reducers", "2")  # part-00002 of the first run is stale now
     assert done.returncode == 0, done.stderr
     assert names(out) == [
-        ".hidden-by-another-tool", "_SUCCESS", "_manifest.json", "part-00000", "part-00001",
+        ".hidden-by-another-tool", "_SUCCESS", "_job_history.json", "_manifest.json",
+        "part-00000", "part-00001",
     ]  # fmt: skip
     assert output_counts(out) == counted(job_dir / "in")
 
@@ -144,7 +152,9 @@ def test_a_rerun_replaces_only_what_the_earlier_run_recorded(job_dir: Path) -> N
     (out / "_manifest.json").write_text(manifest.replace('"committer"', '"someone_else"'))
     done = run_cli(job_dir)
     assert done.returncode == 1
-    assert "_SUCCESS, _manifest.json, part-00000, part-00001" in " ".join(done.stderr.split())
+    assert "_SUCCESS, _job_history.json, _manifest.json, part-00000" in " ".join(
+        done.stderr.split()
+    )
 
 
 @pytest.mark.parametrize(
@@ -312,7 +322,14 @@ def test_a_killed_commit_is_cleaned_up_by_its_retry(job_dir: Path, kill_at: str)
     assert not (out / "_SUCCESS").exists()
 
     commit_run(files, plan_uri)
-    assert names(out) == ["_SUCCESS", "_manifest.json", "part-00000", "part-00001", "part-00002"]
+    assert names(out) == [
+        "_SUCCESS",
+        "_job_history.json",
+        "_manifest.json",
+        "part-00000",
+        "part-00001",
+        "part-00002",
+    ]
     assert output_counts(out) == counted(job_dir / "in")
 
 

@@ -72,8 +72,8 @@ def run_workers(spec_uris: list[str], env: dict[str, str], during=None) -> None:
 def s3_word_counts(fs: s3fs.S3FileSystem, out: str) -> collections.Counter[str]:
     fs.invalidate_cache()
     names = sorted(p.rsplit("/", 1)[1] for p in fs.find(out))
-    assert names[:2] == ["_SUCCESS", "_manifest.json"]
-    return word_counts({name: fs.cat(f"{out}/{name}") for name in names[2:]})
+    assert names[:3] == ["_SUCCESS", "_job_history.json", "_manifest.json"]
+    return word_counts({name: fs.cat(f"{out}/{name}") for name in names[3:]})
 
 
 def run_job(files: FileSystems, bucket: str, env: dict[str, str], during_reduce=None) -> None:  # type: ignore[no-untyped-def]

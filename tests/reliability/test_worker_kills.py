@@ -164,7 +164,10 @@ def output_parts(files: FileSystems, output_uri: str) -> dict[str, bytes]:
     names = {posixpath.basename(u): u for u in files.find_all(output_uri)}
     assert "_SUCCESS" in names and "_manifest.json" in names
     assert not [
-        n for n in names if n not in ("_SUCCESS", "_manifest.json") and not n.startswith("part-")
+        n
+        for n in names
+        if n not in ("_SUCCESS", "_job_history.json", "_manifest.json")
+        and not n.startswith("part-")
     ], names
     return {n: files.read_bytes(u) for n, u in sorted(names.items()) if n.startswith("part-")}
 
@@ -192,8 +195,9 @@ def test_killed_local_workers_give_the_clean_output(
     print(f"seed {seed}: kills {dict(faulty.kills)}")
     assert sum(faulty.kills.values()) >= 2, faulty.kills  # the seed really injected faults
     assert output_parts(files, f"file://{tmp_path}/out") == clean_local_output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir())[:2] == [
+    assert sorted(p.name for p in (tmp_path / "out").iterdir())[:3] == [
         "_SUCCESS",
+        "_job_history.json",
         "_manifest.json",
     ]
     assert not (tmp_path / "out" / "_temporary").exists()
