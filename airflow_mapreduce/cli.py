@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from airflow_mapreduce.cli_progress import PLAIN_INTERVAL_SECONDS, ProgressMode
 from airflow_mapreduce.errors import JobSpecError, MapReduceError
 from airflow_mapreduce.job.folder import job_files, load_jobs
 from airflow_mapreduce.job.loader import DEFAULTS_FILE, load_job_file
@@ -112,6 +113,17 @@ def run(
         os.cpu_count() or 2
     ),
     run_id: Annotated[str | None, typer.Option(help="Default: local__<UTC time>.")] = None,
+    progress: Annotated[
+        ProgressMode,
+        typer.Option(
+            help="Progress on stderr: bar (live, a terminal's), plain (a line now and then), "
+            "none; auto: bar if stderr is a terminal, else plain.",
+            case_sensitive=False,
+        ),
+    ] = ProgressMode.AUTO,
+    progress_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between plain progress lines.")
+    ] = PLAIN_INTERVAL_SECONDS,
 ) -> None:
     """Run a job here without Airflow: plan, map, shuffle, reduce and commit, each task a
     worker subprocess (whatever the job's backend). s3:// uses the environment's credentials;
@@ -119,7 +131,14 @@ def run(
     --work is given. A failed run keeps its work area for a look. Workers' output goes to
     stderr as `map[3]: ...`, their summary lines to stdout. A task running longer than the
     job's task_timeout_seconds fails the run (no retries here, unlike Airflow); SIGINT or
-    SIGTERM stops every worker and exits 130 or 143."""
+    SIGTERM stops every worker and exits 130 or 143.
+
+    Progress per phase (tasks done and running, records in and out, elapsed, ETA) goes to
+    stderr. --progress is a choice, not an on/off flag, because "on" means two things: the
+    live bars need a terminal and would fill a CI log with redraws, plain lines suit logs and
+    pipes; auto picks by stderr, and bar or plain override a wrong guess (a terminal behind
+    a pipe, or a terminal recorded to a file)."""
+    from airflow_mapreduce.cli_progress import run_display
     from airflow_mapreduce.local_run import RunStopped, run_locally
     from airflow_mapreduce.plan.commit import commit_summary
     from airflow_mapreduce.plan.planner import RunTarget
@@ -142,7 +161,9 @@ def run(
         max_map_tasks=job.max_map_tasks,
     )
     try:
-        manifest = run_locally(job, file.resolve().parent, target, workers, typer.echo, _echo_err)
+        # The display ends (cursor shown, last lines out) before FAILED or STOPPED is printed.
+        with run_display(progress, workers, progress_interval) as display:
+            manifest = run_locally(job, file.resolve().parent, target, workers, display)
     except MapReduceError as exc:
         typer.echo(f"FAILED: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -151,10 +172,6 @@ def run(
         raise typer.Exit(128 + exc.signum) from None  # a shell's code for death by signal
     for line in commit_summary(manifest):
         typer.echo(line)
-
-
-def _echo_err(line: str) -> None:
-    typer.echo(line, err=True)
 
 
 def _run_uri(option: str, given: str | None, default: str) -> str:

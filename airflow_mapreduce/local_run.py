@@ -10,7 +10,8 @@ Each worker runs in its own session, so stopping a task (SIGTERM to its process 
 SIGKILL after a grace) stops the mapper/reducer commands it started too. The first failure,
 a task running longer than `task_timeout_seconds` (Airflow would retry it, `retries`
 times; here nothing is retried), or SIGINT/SIGTERM stops the running tasks and starts no
-other. Workers' output is relayed line by line as it comes, never held whole.
+other. Workers' output is relayed line by line as it comes, never held whole. A RunOutput
+(cli_progress.py) takes those lines and hears of each phase and task, to show progress.
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Protocol
 
 from airflow_mapreduce.errors import TaskFailedError
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.launch import job_dir_env, worker_command
 from airflow_mapreduce.plan.commit import OutputManifest
 from airflow_mapreduce.plan.driver import Phase, run_phases
+from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.planner import RunTarget, plan_summary
-from airflow_mapreduce.plan.tasks import RunPlan
+from airflow_mapreduce.plan.tasks import RunPlan, TaskManifest
 from airflow_mapreduce.storage import FileSystems
 
 OUTPUT_TAIL = 30  # lines of a failed worker's output quoted in the error
@@ -45,6 +47,22 @@ STOP_GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL to a task's process grou
 SUMMARY_PREFIX = "airflow-mapreduce worker: "  # a worker's report line (worker/__main__.py)
 FAILED_PREFIX = f"{SUMMARY_PREFIX}FAILED"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunOutput(Protocol):
+    """Where `run_locally` sends its lines, and what it tells of the phases (from the main
+    thread; `echo` and `log` from the relay threads too, one line at a time)."""
+
+    reads_manifests: bool  # read each finished task's manifest for `task_finished`
+
+    def echo(self, line: str) -> None: ...
+    def log(self, line: str) -> None: ...
+    def phase_started(self, phase: Phase, tasks: int) -> None: ...
+    def task_started(self, phase: Phase) -> None: ...
+    def task_finished(
+        self, phase: Phase, seconds: float, manifest: TaskManifest | None
+    ) -> None: ...
+    def phase_finished(self, phase: Phase) -> None: ...
 
 
 class RunStopped(BaseException):
@@ -66,22 +84,21 @@ def run_locally(
     job_dir: Path,
     target: RunTarget,
     workers: int,
-    echo: Callable[[str], None],
-    log: Callable[[str], None],
+    output: RunOutput,
 ) -> OutputManifest:
     """Plan, run every map and reduce task as a worker subprocess, commit; the manifest.
 
-    `echo` gets the plan summary and each task's summary line, `log` every other line the
-    workers print, as ``map[3]: <line>``. SIGINT and SIGTERM raise RunStopped (called from
-    the main thread: it installs their handlers meanwhile).
+    `output.echo` gets the plan summary and each task's summary line, `output.log` every
+    other line the workers print, as ``map[3]: <line>``. SIGINT and SIGTERM raise RunStopped
+    (called from the main thread: it installs their handlers meanwhile).
     """
     files = FileSystems()
     env = job_dir_env(dict(os.environ), str(job_dir))
-    tasks = _TaskRunner(job, env, job_dir, workers, echo, log)
+    tasks = _TaskRunner(job, env, job_dir, workers, output, files)
 
     def echo_plan(plan: RunPlan) -> None:
         for line in plan_summary(plan):
-            echo(line)
+            output.echo(line)
 
     with tasks.stopped_by_signals():
         return run_phases(files, job, target, tasks.run, on_plan=echo_plan)
@@ -100,12 +117,26 @@ def output_lines(stream: IO[bytes]) -> Iterator[str]:
             cutting = False
 
 
+def finished_manifest(files: FileSystems, spec_uri: str) -> TaskManifest | None:
+    """The manifest a finished task wrote, or None if it cannot be read: for progress only,
+    which must not fail the run (the shuffle and the commit check every manifest)."""
+    try:
+        uri = read_task_spec(files, spec_uri).manifest_uri
+        return TaskManifest.model_validate_json(files.read_bytes(uri))
+    except Exception:  # any storage or validation error: best effort
+        return None
+
+
 @dataclass
 class _Task:
+    phase: Phase
     label: str  # map[3]
     spec_uri: str
     proc: subprocess.Popen[bytes]
+    started: float  # time.monotonic()
     deadline: float | None  # time.monotonic() after which task_timeout_seconds stops it
+    seconds: float = 0.0  # wall time, once ended
+    manifest: TaskManifest | None = None  # once ended well, if output.reads_manifests
     tail: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=OUTPUT_TAIL)
     )
@@ -131,15 +162,15 @@ class _TaskRunner:
         env: dict[str, str],
         cwd: Path,
         workers: int,
-        echo: Callable[[str], None],
-        log: Callable[[str], None],
+        output: RunOutput,
+        files: FileSystems,
     ) -> None:
         self.job = job
         self.env = env
         self.cwd = cwd
         self.workers = workers
-        self.echo = echo
-        self.log = log
+        self.output = output
+        self.files = files
         self.output_lock = threading.Lock()  # one line at a time from the relay threads
         self.events: queue.SimpleQueue[_Task | int] = queue.SimpleQueue()  # ended, signum
         self.running: list[_Task] = []
@@ -170,20 +201,22 @@ class _TaskRunner:
         """Run the phase's tasks, up to `workers` at once; the first failure, timeout or
         stop signal stops the running ones, starts no other and raises."""
         queued = collections.deque(enumerate(spec_uris))
+        self.output.phase_started(phase, len(spec_uris))
         self.in_phase = True
         try:
             while queued or self.running:
                 while queued and len(self.running) < self.workers:
                     index, uri = queued.popleft()
-                    self._start(f"{phase}[{index}]", uri)
+                    self._start(phase, f"{phase}[{index}]", uri)
                 self._handle(self._next_event())
         finally:
             self._stop_running()
             self.in_phase = False
         if self.signalled is not None:  # came as the last task ended
             raise RunStopped(self.signalled, [])
+        self.output.phase_finished(phase)
 
-    def _start(self, label: str, spec_uri: str) -> None:
+    def _start(self, phase: Phase, label: str, spec_uri: str) -> None:
         proc = subprocess.Popen(
             [*worker_command(sys.executable), spec_uri],
             env=self.env,
@@ -194,8 +227,10 @@ class _TaskRunner:
             start_new_session=True,  # its own process group, with the commands it starts
         )
         timeout = self.job.task_timeout_seconds
-        task = _Task(label, spec_uri, proc, time.monotonic() + timeout if timeout else None)
+        now = time.monotonic()
+        task = _Task(phase, label, spec_uri, proc, now, now + timeout if timeout else None)
         self.running.append(task)
+        self.output.task_started(phase)
         threading.Thread(target=self._relay, args=(task,), name=label, daemon=True).start()
 
     def _relay(self, task: _Task) -> None:
@@ -208,15 +243,18 @@ class _TaskRunner:
                 task.tail.append(line)
                 with self.output_lock:
                     if line.startswith(SUMMARY_PREFIX) and not line.startswith(FAILED_PREFIX):
-                        self.echo(line)
+                        self.output.echo(line)
                     else:
-                        self.log(f"{task.label}: {line}")
+                        self.output.log(f"{task.label}: {line}")
         finally:
             task.proc.stdout.close()
             os.waitid(os.P_PID, task.proc.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped
             task.signal_group(signal.SIGKILL)  # processes it left behind
             with task.reaping:
                 task.proc.wait()
+            task.seconds = time.monotonic() - task.started
+            if task.proc.returncode == 0 and self.output.reads_manifests:
+                task.manifest = finished_manifest(self.files, task.spec_uri)  # off the main thread
             self.events.put(task)
 
     def _next_event(self) -> _Task | int | None:
@@ -256,6 +294,7 @@ class _TaskRunner:
                 f"worker {how} on {event.label} ({event.spec_uri}); its last output lines:\n"
                 f"{_quoted(event)}"
             )
+        self.output.task_finished(event.phase, event.seconds, event.manifest)
 
     def _stop_running(self) -> None:
         """SIGTERM the running tasks' process groups, SIGKILL them after the grace; return
