@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mapreduce.airflow.assets import output_alias, output_asset
 from airflow_mapreduce.airflow.connections import airflow_filesystems, worker_env
 from airflow_mapreduce.airflow.links import OutputManifestLink
+from airflow_mapreduce.airflow.metrics import emit_commit_metrics, emit_plan_metrics
 from airflow_mapreduce.errors import PlanRefusedError, TaskFailedError
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.job.validators import check_uri
@@ -29,6 +30,8 @@ from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.storage import FileSystems, resolve_uri
 from airflow_mapreduce.version_compat import airflow_max_map_length
+
+STORAGE_CONN_XCOM_KEY = "storage_conn_id"  # a connection's id, never its secrets
 
 
 class MapReducePlanOperator(BaseOperator):
@@ -105,7 +108,10 @@ class MapReducePlanOperator(BaseOperator):
         )
         for line in plan_summary(plan):
             self.log.info("%s", line)
+        emit_plan_metrics(plan, context)
         ti.xcom_push(key="plan_uri", value=plan_uri)
+        # Which connection reads it: what the MapReduce view (in the API server) needs.
+        ti.xcom_push(key=STORAGE_CONN_XCOM_KEY, value=self.job.storage.aws_conn_id)
         from airflow_mapreduce.airflow.backends import backend_for  # (it imports this module)
 
         return None if backend_for(self.job).pulls_map_tasks else spec_uris
@@ -172,6 +178,7 @@ class MapReduceCommitOperator(_PlanFollowerOperator):
         manifest = commit_run(self.files, self.plan_uri)
         for line in commit_summary(manifest):
             self.log.info("%s", line)
+        emit_commit_metrics(self.files, manifest, context)
         manifest_uri = f"{manifest.output_uri.rstrip('/')}/_manifest.json"
         asset = output_asset(manifest.output_uri)
         context["outlet_events"][self.output_alias].add(

@@ -1,4 +1,5 @@
-"""Shuffle/commit refuse missing, truncated or foreign manifests; cleanup and the janitor.
+"""Shuffle/commit refuse missing, truncated or foreign manifests; cleanup and the janitor;
+the commit's _job_history.json (per task what it read and wrote, owned like _manifest.json).
 
 Each storage test runs on local files and on the real S3 server (SeaweedFS).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from airflow_mapreduce.errors import CommitError, PlanRefusedError, ShuffleError
 from airflow_mapreduce.janitor import find_stale_runs, parse_duration
 from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.plan.commit import commit_run
+from airflow_mapreduce.plan.history import phase_totals, read_job_history
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
@@ -253,3 +256,45 @@ def test_input_with_an_odd_scheme_is_rejected(tmp_path: Path) -> None:
     target = RunTarget(spec.dag_id, "r", "http://127.0.0.1:9/x", f"file://{tmp_path}/o", None, 3, 2)
     with pytest.raises(PlanRefusedError, match="unsupported URL scheme 'http'"):
         plan_run(FileSystems(), spec, target)
+
+
+def test_the_history_holds_every_task_as_counted_from_the_input(store, small_corpus) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    before = time.time()
+    plan_uri, map_specs = planned(files, input_uri, root)
+    for uri in map_specs:
+        run_task(uri, files)
+    for uri in shuffle_run(files, plan_uri, 2):
+        run_task(uri, files)
+    manifest = commit_run(files, plan_uri)
+    assert manifest.history == f"{root}/out/_job_history.json"
+    history = read_job_history(files, manifest.history)
+    assert history is not None
+
+    texts = [p.read_bytes() for p in small_corpus.folder.iterdir()]
+    lines = sum(len(t.split(b"\n")) - t.endswith(b"\n") for t in texts if t)
+    size = sum(p.stat().st_size for p in small_corpus.folder.iterdir())
+    maps, reduces = phase_totals(history.map), phase_totals(history.reduce)
+    assert [t.index for t in history.map] == list(range(len(map_specs)))
+    assert (maps.input_records, maps.input_bytes) == (lines, size)
+    assert maps.output_records == sum(small_corpus.counts.values())  # one pair per word
+    assert reduces.input_records == maps.output_records
+    assert reduces.output_records == len(small_corpus.counts) == manifest.records
+    assert reduces.output_bytes == manifest.bytes
+    assert [p.records for p in history.partitions] == [p.records for p in manifest.files]
+    assert history.counters == manifest.counters
+    for task in [*history.map, *history.reduce]:
+        assert task.started_at is not None and task.finished_at is not None
+        assert before <= task.started_at <= task.finished_at <= time.time()
+        assert task.peak_memory is not None and task.peak_memory.worker_bytes > 0
+    assert all(t.source.startswith("split ") for t in history.map)
+    assert all(t.source.startswith("partition") for t in history.reduce)
+
+
+def test_a_foreign_job_history_is_refused_not_replaced(store) -> None:  # type: ignore[no-untyped-def]
+    files, input_uri, root = store
+    foreign = f"{root}/out/_job_history.json"
+    files.write_bytes(foreign, b'{"written by": "another tool"}')
+    with pytest.raises(PlanRefusedError, match=r"_job_history\.json"):
+        planned(files, input_uri, root)
+    assert files.read_bytes(foreign) == b'{"written by": "another tool"}'
