@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import itertools
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.processes import marked_processes
 from tests.servers import REDIS_PASSWORD, QueueServer, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -251,3 +255,14 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueServe
 def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueueServer]:
     """A Redis with requirepass: its URL holds a secret that must not leak."""
     yield from _server("redis", tmp_path_factory, REDIS_PASSWORD)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A token in the run id and the mapper's argv: every process of the run mentions it.
+    Whatever a failed test leaves of them is killed afterwards."""
+    token = f"amr-test-{uuid.uuid4().hex}"
+    yield token
+    for pid in marked_processes(token):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -4,7 +4,6 @@ usable after Ctrl-C."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -16,8 +15,6 @@ import sys
 import termios
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,8 @@ from airflow_mapreduce.cli_progress import PhaseProgress, PlainDisplay, clock
 from airflow_mapreduce.local_run import finished_manifest
 from airflow_mapreduce.plan.tasks import TaskManifest
 from airflow_mapreduce.storage import FileSystems
-from tests.test_cli_run import CLI, SLEEPING_MAPPER, STARTUP, marked_processes, wait_until
+from tests.processes import marked_processes, wait_until
+from tests.test_cli_run import CLI, SLEEPING_MAPPER, STARTUP
 from tests.wordcount import input_counts, output_counts
 
 WORDCOUNT = Path(__file__).resolve().parents[1] / "dags" / "mapreduce_jobs" / "wordcount"
@@ -284,15 +282,6 @@ def test_a_terminal_gets_live_bars_with_the_worker_lines_above_them(tmp_path: Pa
     # Each worker's summary line starts a line of its own: the bars never cut into it.
     assert re.search(rb"\r\x1b\[2K(\x1b\[1A\x1b\[2K)*airflow-mapreduce worker: map\[0\]", out)
     assert output_counts(tmp_path / "out") == input_counts(tmp_path / "in")
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    token = f"amr-test-{uuid.uuid4().hex}"
-    yield token
-    for pid in marked_processes(token):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_ctrl_c_on_the_terminal_stops_the_run_and_leaves_the_cursor_shown(

@@ -3,7 +3,6 @@ SIGTERM stop every process of the run, and workers' output streams through bound
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import queue
@@ -12,8 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import yaml
 
 from airflow_mapreduce.local_run import LINE_LIMIT, STOP_GRACE_SECONDS, output_lines
 from tests.cli_memory import MEASURED_CLI, peak_bytes
+from tests.processes import marked_processes, wait_until
 
 CLI = Path(sys.executable).parent / "airflow-mapreduce"
 STARTUP = 60.0  # seconds: imports and the plan on a busy machine, before the first task
@@ -85,29 +83,6 @@ class RunningCli:
         return code, self.proc.stdout.read().decode()
 
 
-def marked_processes(marker: str) -> dict[int, str]:
-    """{pid: command line} of the processes that mention `marker` (from /proc)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:  # ended meanwhile
-                continue
-            if marker.encode() in cmdline:
-                found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
-    return found
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def write_job(folder: Path, inputs: int, mapper: list[str], **fields: Any) -> Path:
     """A job over `inputs` files of 500 records (a map task each) with this mapper command."""
     (folder / "in").mkdir()
@@ -125,17 +100,6 @@ def write_job(folder: Path, inputs: int, mapper: list[str], **fields: Any) -> Pa
     path = folder / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     return path
-
-
-@pytest.fixture
-def marker() -> Iterator[str]:
-    """A token in the run id and the mapper's argv: every process of the run mentions it.
-    Whatever a failed test leaves of them is killed afterwards."""
-    token = f"amr-test-{uuid.uuid4().hex}"
-    yield token
-    for pid in marked_processes(token):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_task_running_longer_than_task_timeout_seconds_fails_the_run_and_is_stopped(

@@ -35,3 +35,10 @@ def input_counts(folder: Path) -> collections.Counter[str]:
     for path in folder.iterdir():
         counts.update(path.read_text().split())
     return counts
+
+
+def committed_names(parts: int) -> list[str]:
+    """The sorted names in a committed output folder of `parts` reduce parts."""
+    return ["_SUCCESS", "_job_history.json", "_manifest.json"] + [
+        f"part-{index:05d}" for index in range(parts)
+    ]

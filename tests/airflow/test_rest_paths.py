@@ -15,7 +15,7 @@ import pytest
 
 from tests.airflow.standalone import Airflow
 from tests.conftest import S3Server
-from tests.wordcount import output_counts, word_counts
+from tests.wordcount import committed_names, output_counts, word_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,14 +88,7 @@ def test_typed_paths_over_rest(airflow: Airflow, tmp_path: Path, s3_server: S3Se
     assert {n: s for n, s in states.items() if s == "success"} == {
         "plain": "success", "file_uri": "success", "relative_input": "success", "s3": "success",
     }  # fmt: skip
-    parts = [
-        "_SUCCESS",
-        "_job_history.json",
-        "_manifest.json",
-        "part-00000",
-        "part-00001",
-        "part-00002",
-    ]
+    parts = committed_names(3)
     for name in ("plain", "file_uri"):
         assert sorted(p.name for p in (tmp_path / name).iterdir()) == parts
         assert output_counts(tmp_path / name) == expected

@@ -25,7 +25,7 @@ from airflow_mapreduce.job.loader import load_job_file
 from airflow_mapreduce.plan.commit import commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
 from airflow_mapreduce.storage import FileSystems
-from tests.wordcount import output_counts
+from tests.wordcount import committed_names, output_counts
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [str(Path(sys.executable).parent / "airflow-mapreduce")]
@@ -90,14 +90,7 @@ def test_every_spelling_of_an_output_path_keeps_its_parts(
     done = run_cli(job_dir, "--output", given)
     assert done.returncode == 0, done.stderr
     assert output_counts(out) == counted(job_dir / "in")
-    assert names(out) == [
-        "_SUCCESS",
-        "_job_history.json",
-        "_manifest.json",
-        "part-00000",
-        "part-00001",
-        "part-00002",
-    ]
+    assert names(out) == committed_names(3)
 
 
 def test_unknown_objects_in_the_output_are_refused_and_kept(job_dir: Path) -> None:
@@ -322,14 +315,7 @@ def test_a_killed_commit_is_cleaned_up_by_its_retry(job_dir: Path, kill_at: str)
     assert not (out / "_SUCCESS").exists()
 
     commit_run(files, plan_uri)
-    assert names(out) == [
-        "_SUCCESS",
-        "_job_history.json",
-        "_manifest.json",
-        "part-00000",
-        "part-00001",
-        "part-00002",
-    ]
+    assert names(out) == committed_names(3)
     assert output_counts(out) == counted(job_dir / "in")
 
 
