@@ -38,6 +38,7 @@ from airflow_mapreduce.plan.commit import OutputManifest
 from airflow_mapreduce.plan.driver import Phase, run_phases
 from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.planner import RunTarget, plan_summary
+from airflow_mapreduce.plan.sampling import SampleWorker
 from airflow_mapreduce.plan.tasks import RunPlan, TaskManifest
 from airflow_mapreduce.storage import FileSystems
 
@@ -101,7 +102,8 @@ def run_locally(
             output.echo(line)
 
     with tasks.stopped_by_signals():
-        return run_phases(files, job, target, tasks.run, on_plan=echo_plan)
+        sampler = SampleWorker(str(job_dir), env=lambda uris: env)  # (total order)
+        return run_phases(files, job, target, tasks.run, on_plan=echo_plan, run_sample=sampler)
 
 
 def output_lines(stream: IO[bytes]) -> Iterator[str]:

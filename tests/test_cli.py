@@ -66,6 +66,21 @@ def test_render_prints_effective_spec_graph_and_valid_pods(tmp_path: Path) -> No
         kubernetes_validate.validate(pod, "1.37.0", strict=True)
 
 
+def test_render_shows_each_phase_in_its_own_image(tmp_path: Path) -> None:
+    job = (REPO / "examples" / "wordcount_kubernetes.yaml").read_text()
+    images = "  map_image: registry.example/map:2\n  reduce_image: registry.example/reduce:3\n"
+    (tmp_path / "job.yaml").write_text(job.replace("kubernetes:\n", "kubernetes:\n" + images, 1))
+    result = runner.invoke(app, ["render", str(tmp_path / "job.yaml")])
+    assert result.exit_code == 0, result.output
+    rendered = yaml.safe_load(result.stdout)
+    assert rendered["spec"]["kubernetes"]["map_image"] == "registry.example/map:2"
+    pods = rendered["pods"]
+    assert pods["map"]["spec"]["containers"][0]["image"] == "registry.example/map:2"
+    assert pods["reduce"]["spec"]["containers"][0]["image"] == "registry.example/reduce:3"
+    for pod in pods.values():
+        kubernetes_validate.validate(pod, "1.37.0", strict=True)
+
+
 def test_render_of_an_invalid_job_fails_with_its_problems() -> None:
     result = runner.invoke(app, ["render", str(INVALID / "backend_typo.yaml")])
     assert result.exit_code == 1

@@ -27,6 +27,7 @@ from airflow_mapreduce.plan.commit import commit_run, commit_summary
 from airflow_mapreduce.plan.manifests import read_task_spec
 from airflow_mapreduce.plan.output_lease import OutputLease, process_is_running
 from airflow_mapreduce.plan.planner import RunTarget, plan_run, plan_summary
+from airflow_mapreduce.plan.sampling import SampleWorker
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.storage import FileSystems, resolve_uri
 from airflow_mapreduce.version_compat import airflow_max_map_length
@@ -103,8 +104,15 @@ class MapReducePlanOperator(BaseOperator):
         )
         files = airflow_filesystems(self.job.storage.aws_conn_id)
         ti = context["ti"]
+        conn_id, job_dir = self.job.storage.aws_conn_id, self.job_dir
+        sampler = SampleWorker(job_dir, env=lambda uris: worker_env(conn_id, uris, job_dir))
         plan_uri, spec_uris, plan = plan_run(
-            files, self.job, target, runner="airflow", is_running=_dag_run_is_running(ti)
+            files,
+            self.job,
+            target,
+            runner="airflow",
+            is_running=_dag_run_is_running(ti),
+            run_sample=sampler,  # partitioner.kind total_order: the mapper on a sample
         )
         for line in plan_summary(plan):
             self.log.info("%s", line)

@@ -15,9 +15,10 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator, model_valid
 
 from airflow_mapreduce.job.base import Model
 from airflow_mapreduce.job.quantities import ByteSize
-from airflow_mapreduce.job.validators import CALLABLE, ENV_NAME, INT32_MAX
+from airflow_mapreduce.job.validators import CALLABLE, ENV_NAME, INT32_MAX, FieldError
 
 MIN_SORT_BUFFER = 64 * 1024
+MAX_SAMPLES = 1_000_000
 
 Compression = Literal["gzip", "bz2", "zstd"]
 
@@ -43,6 +44,12 @@ class StreamingSettings(Model):
         description="Extra environment variables for the job's commands (Hadoop: -cmdenv). "
         "Plain values only; secrets belong in kubernetes.storage_secret or the image.",
     )
+    per_split_env: bool = Field(
+        default=False,
+        description="Start the streaming mapper once per input split, each process with "
+        "its split's mapreduce_map_input_file/_start/_length. Default: once per map task "
+        "(fast with many small files); a task of several splits then has none of those.",
+    )
 
     @field_validator("cmdenv")
     @classmethod
@@ -57,8 +64,17 @@ class StreamingSettings(Model):
 
 
 class PartitionerSettings(Model):
-    """Which part of the key picks the reduce partition (KeyFieldBasedPartitioner -k1,N)."""
+    """Which reduce partition a record goes to: a stable hash of the key (or of its first
+    fields: KeyFieldBasedPartitioner -k1,N), or its place among split points sampled at
+    plan time (TotalOrderPartitioner with InputSampler)."""
 
+    kind: Literal["hash", "total_order"] = Field(
+        default="hash",
+        description="hash: crc32 of the key picks the partition. total_order: the plan step "
+        "runs the mapper on a sample of the input and cuts the sampled keys' range into "
+        "ranges of about equal records, one per reducer, so part-00000, part-00001, ... "
+        "concatenated are sorted by key (in the comparator's order).",
+    )
     key_fields: StrictInt | None = Field(
         default=None,
         ge=1,
@@ -67,6 +83,39 @@ class PartitionerSettings(Model):
         "fields still sort records within the partition (secondary sort). "
         "Default: the whole key.",
     )
+    samples: StrictInt = Field(
+        default=10_000,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="total_order: input records the plan step runs the mapper on, taken "
+        "from evenly spaced places of the whole input (Hadoop InputSampler's numSamples).",
+    )
+    sample_seconds: StrictInt = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="total_order: the sampling stops taking input records after this long; "
+        "the keys found so far pick the split points.",
+    )
+
+    @model_validator(mode="after")
+    def _sampling_needs_total_order(self) -> PartitionerSettings:
+        if self.kind == "hash":
+            for name in ("samples", "sample_seconds"):
+                # (by value, not model_fields_set: task specs carry every field)
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise FieldError(
+                        name,
+                        f"{name} sets the sampling of kind: total_order; add "
+                        "kind: total_order or remove it",
+                    )
+        elif self.key_fields is not None:
+            raise FieldError(
+                "key_fields",
+                "kind: total_order ranges whole keys in the comparator's order; partitioning "
+                "on leading key fields (key_fields) is for hash partitioning; remove one",
+            )
+        return self
 
 
 class SortKey(Model):

@@ -23,8 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
 from airflow_mapreduce.job.imports import missing_modules
-from airflow_mapreduce.job.models import DAG_ID_PATTERN, K8S_NAME_PATTERN, JobFile, JobSpec
+from airflow_mapreduce.job.models import (
+    DAG_ID_PATTERN,
+    IMAGE_PATTERN,
+    K8S_NAME_PATTERN,
+    JobFile,
+    JobSpec,
+)
 from airflow_mapreduce.job.safe_yaml import MAX_FILE_BYTES, BoundedLoader, YamlProblem
+from airflow_mapreduce.job.shipped_files import local_file_problems
 from airflow_mapreduce.job.validators import ENV_NAME_PATTERN, FieldError, redact_uri
 from airflow_mapreduce.storage import overlap_problem, resolve_uri
 
@@ -71,6 +78,16 @@ def load_job_file(path: str | Path) -> JobFile:
                 ],
             )
         resolved = with_paths_resolved(spec, path.parent)
+        if shipped := local_file_problems(resolved.files):
+            raise JobSpecError(
+                str(path),
+                [
+                    "{}:{}:{}: {}: {}".format(
+                        *_nearest_location(field, job.locations, str(path)), _dotted(field), message
+                    )
+                    for field, message in shipped
+                ],
+            )
         if problem := _overlap(resolved):
             line, col = job.locations.get(("output",), (str(path), 1, 1))[1:]
             raise JobSpecError(str(path), [f"{path}:{line}:{col}: output: {problem}"])
@@ -197,6 +214,8 @@ def with_paths_resolved(spec: AnyJob, base_dir: Path) -> AnyJob:
     }
     if spec.work is not None:
         update["work"] = resolved(spec.work)
+    if spec.files:
+        update["files"] = [f.model_copy(update={"source": resolved(f.source)}) for f in spec.files]
     template = spec.kubernetes.pod_template_file
     if template is not None and not Path(template).is_absolute():
         update["kubernetes"] = spec.kubernetes.model_copy(
@@ -246,6 +265,7 @@ _EXPECTED = {
 _PATTERNS = {
     DAG_ID_PATTERN: "letters, digits, '_', '.' and '-' only (no spaces)",
     K8S_NAME_PATTERN: "a Kubernetes name: lowercase letters, digits, '-' and '.'",
+    IMAGE_PATTERN: "a container image like registry.example/jobs:1.4 (no spaces)",
     ENV_NAME_PATTERN: "an environment variable name: letters, digits and '_', not starting "
     "with a digit",
 }

@@ -30,6 +30,7 @@ from airflow_mapreduce.job.kubernetes import (
 )
 from airflow_mapreduce.job.quantities import ByteSize
 from airflow_mapreduce.job.queue import QueueSpec
+from airflow_mapreduce.job.shipped_files import ShippedFile, check_shipped_files
 from airflow_mapreduce.job.validators import (
     CALLABLE,
     ENV_NAME_PATTERN,
@@ -59,6 +60,10 @@ _LABEL_KEY = re.compile(
 )
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 Uri = Annotated[str, AfterValidator(check_uri), Field(json_schema_extra={"pattern": URI_PATTERN})]
+# A container image reference (registry/name:tag@digest): its grammar is the registry's to
+# check; here only what no reference holds (whitespace, control characters) is refused.
+IMAGE_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
+Image = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN, max_length=4096)]
 _ASSET_URI_SCHEMA = {"type": "string", "pattern": URI_PATTERN, "description": "An asset URI."}
 _ASSET_LIST_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -220,9 +225,15 @@ class StorageSpec(Model):
 
 
 class KubernetesSpec(Model):
-    image: str = Field(
+    image: Image = Field(
         default="airflow-mapreduce-worker:latest",
         description="Worker image: airflow-mapreduce[worker] plus the job's mapper/reducer files.",
+    )
+    map_image: Image | None = Field(
+        default=None, description="Image of the map pods (and the work-queue Job); default: image."
+    )
+    reduce_image: Image | None = Field(
+        default=None, description="Image of the reduce pods; default: image."
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     image_pull_secrets: list[K8sName] = Field(
@@ -292,6 +303,11 @@ class KubernetesSpec(Model):
                     "starting and ending alphanumeric"
                 )
         return value
+
+    def image_of(self, phase: str) -> str:
+        """The image of the pods of `phase` ("map" or "reduce")."""
+        own = self.map_image if phase == "map" else self.reduce_image
+        return own if own is not None else self.image
 
     @model_validator(mode="after")
     def _one_way_to_size_pods(self) -> KubernetesSpec:
@@ -406,6 +422,12 @@ class JobSpec(DataPlaneSettings):
         description="Intermediate data root (default: <output>/_temporary), removed on commit.",
     )
     keep_intermediate: bool = False
+    files: list[ShippedFile] = Field(
+        default_factory=list,
+        description="Files copied into every task's working folder before its commands start "
+        "(Hadoop's -files): paths relative to the job file, or URIs; a path/URI alone is named "
+        "after its last segment, {source: ..., name: ...} names it.",
+    )
     overwrite_output: bool = Field(
         default=False,
         description="Let runs delete or replace objects in the output folder that no earlier "
@@ -435,6 +457,11 @@ class JobSpec(DataPlaneSettings):
         "stopped, and retries apply (Airflow's execution_timeout).",
     )
 
+    @field_validator("files")
+    @classmethod
+    def _shipped_files(cls, value: list[ShippedFile]) -> list[ShippedFile]:
+        return check_shipped_files(value)
+
     # Data-plane settings (streaming, partitioner, comparator, memory, formats, bad_records,
     # lifecycle) and their checks come from DataPlaneSettings.
 
@@ -450,6 +477,12 @@ class JobSpec(DataPlaneSettings):
                 "comparator.keys orders text keys of streaming commands; with only Python "
                 "callables, keys are JSON values sorted by their encoding: make the key sort "
                 "as wanted (e.g. zero-padded numbers), or use a streaming step"
+            )
+        if self.partitioner.kind == "total_order" and self.map_only:
+            raise FieldError(
+                ("partitioner", "kind"),
+                "kind: total_order orders the reducers' output, but the job is map-only "
+                "(reducers: 0); add a reducer (e.g. command: [cat]) or remove it",
             )
         return self
 

@@ -27,6 +27,7 @@ from airflow_mapreduce.job.loader import (
     with_paths_resolved,
 )
 from airflow_mapreduce.job.models import JobSpec
+from airflow_mapreduce.job.shipped_files import local_file_problems
 from airflow_mapreduce.job.validators import CALLABLE, redact_uri
 
 
@@ -51,6 +52,8 @@ class MapReduceOperator(TaskGroup):
     :param reducer: the same as ``mapper``; or ``{"reduce_by": "operator:add"}``.
     :param reducers: number of reduce partitions (templated); 0 makes a map-only job.
     :param parallelism: at most this many map tasks (templated; default ``max_map_tasks``).
+    :param files: files copied into each task's working folder before its commands start:
+        paths (relative as above) or URIs, or ``{"source": ..., "name": ...}`` mappings.
     :param job: a whole job, e.g. ``load_job_file(path).job()``.
     :param job_file: a job YAML file (its DAG settings are ignored here).
     :param job_dir: the folder relative paths are taken from, also those of a run's conf
@@ -145,4 +148,8 @@ def _job(fields: dict[str, Any], where: str, job_dir: Path) -> JobSpec:
         raw = describe_validation_error(exc, where, {})
         problems = [redact_uri(p.replace(f"{where}:1:1: ", f"{where}: ")) for p in raw]
         raise JobSpecError(where, problems) from None
-    return with_paths_resolved(job, job_dir)
+    job = with_paths_resolved(job, job_dir)
+    if shipped := local_file_problems(job.files):
+        problems = [f"{where}: {'.'.join(map(str, f))}: {message}" for f, message in shipped]
+        raise JobSpecError(where, problems)
+    return job

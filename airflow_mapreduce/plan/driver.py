@@ -15,6 +15,7 @@ from typing import Literal
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.plan.commit import OutputManifest, commit_run
 from airflow_mapreduce.plan.planner import RunTarget, plan_run
+from airflow_mapreduce.plan.sampling import SampleRunner
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.plan.tasks import RunPlan
 from airflow_mapreduce.storage import FileSystems
@@ -31,12 +32,14 @@ def run_phases(
     *,
     max_reduce_tasks: int | None = None,
     on_plan: Callable[[RunPlan], None] | None = None,
+    run_sample: SampleRunner | None = None,
 ) -> OutputManifest:
     """Run the job on `target` to its commit; the committed output's manifest.
 
-    `max_reduce_tasks` defaults to the job's; `on_plan` sees the plan before any map runs.
+    `max_reduce_tasks` defaults to the job's; `on_plan` sees the plan before any map runs;
+    `run_sample` runs a total-order job's sampler (default: in this process).
     """
-    plan_uri, map_specs, plan = plan_run(files, job, target)
+    plan_uri, map_specs, plan = plan_run(files, job, target, run_sample=run_sample)
     if on_plan is not None:
         on_plan(plan)
     run_tasks("map", map_specs)

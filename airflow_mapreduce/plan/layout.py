@@ -1,6 +1,8 @@
 """The one module that owns where a run's objects live.
 
     <work>/<dag_id>/<run_id>/plan.json | shuffle.json
+    <work>/<dag_id>/<run_id>/files/<name> (shipped files, staged by the plan for every task)
+    <work>/<dag_id>/<run_id>/sample/00000/spec.json | manifest.json (total order's sampler)
     <work>/<dag_id>/<run_id>/map/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <output>/part-00000 ... | part-m-00000 ... (map-only) | _manifest.json | _SUCCESS
@@ -57,6 +59,13 @@ class RunLayout:
     @property
     def shuffle_uri(self) -> str:
         return join_uri(self.run_root, "shuffle.json")
+
+    @property
+    def shipped_files_dir(self) -> str:
+        return join_uri(self.run_root, "files")
+
+    def shipped_file_uri(self, name: str) -> str:
+        return join_uri(self.shipped_files_dir, safe_key_part(name))
 
     def phase_dir(self, phase: str) -> str:
         return join_uri(self.run_root, phase)

@@ -10,7 +10,9 @@ from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.output_lease import IsRunning, process_is_running, take_lease
 from airflow_mapreduce.plan.output_state import describe_unknown, survey_output
-from airflow_mapreduce.plan.splits import group_splits, list_input, require_input, splits_of
+from airflow_mapreduce.plan.sampling import SampleRunner, sample_split_points
+from airflow_mapreduce.plan.shipped_files import stage_shipped_files, survey_shipped_files
+from airflow_mapreduce.plan.splits import group_splits, input_sizes, require_input, splits_of
 from airflow_mapreduce.plan.tasks import JobRuntime, MapTaskSpec, RunPlan
 from airflow_mapreduce.storage import FileSystems, UnsafeUriError, overlap_problem, resolve_uri
 
@@ -45,11 +47,13 @@ def plan_run(
     *,
     runner: Literal["airflow", "cli"] = "cli",
     is_running: IsRunning = process_is_running,
+    run_sample: SampleRunner | None = None,
 ) -> PlannedRun:
     """Write plan.json and one spec per map task, after checking the output is this job's
     to write (output_state) and taking its lease (output_lease).
 
-    `is_running` tells whether the run holding another lease on the output still runs.
+    `is_running` tells whether the run holding another lease on the output still runs;
+    `run_sample` runs the sampler of partitioner.kind total_order (plan/sampling.py).
     """
     check_reducers(job, target.num_reducers)
     target = canonical_target(target)
@@ -61,11 +65,12 @@ def plan_run(
     contents = survey_output(files, output, target.dag_id)
     if contents.unknown and not job.overwrite_output:
         raise PlanRefusedError(describe_unknown(output.root, contents.unknown))
+    shipped = survey_shipped_files(files, job.files)  # before the lease: nothing to undo
     take_lease(files, output, target.dag_id, target.run_id, runner, is_running)
 
-    found, skipped = list_input(files, target.input_uri)
-    require_input(target.input_uri, found, skipped)
-    splits, sizes = splits_of(files, found, job.input.split_size)
+    sizes, skipped = input_sizes(files, target.input_uri)
+    require_input(target.input_uri, list(sizes), skipped)
+    splits = splits_of(sizes, job.input.split_size)
     if not splits:
         raise PlanError(f"input {target.input_uri} holds only empty objects; nothing to map")
     groups = group_splits(splits, target.max_map_tasks, sizes, job.input.split_size)
@@ -75,6 +80,13 @@ def plan_run(
     # (_SUCCESS is this job's: survey_output would have refused another's).
     files.remove(output.success_uri)
     files.remove(layout.run_root, recursive=True)
+    if shipped:
+        staged = stage_shipped_files(files, shipped, layout)
+        runtime = runtime.model_copy(update={"files": staged})
+    if job.partitioner.kind == "total_order" and target.num_reducers > 1:
+        runtime = sample_split_points(
+            files, layout, runtime, splits, sizes, job.partitioner, run_sample
+        )[0]
 
     spec_uris = []
     for index, group in enumerate(groups):
@@ -134,6 +146,14 @@ def plan_summary(plan: RunPlan) -> list[str]:
         lines.append(
             f"Skipped {len(plan.skipped_inputs)} hidden object(s) under the input (names "
             f"starting with '_' or '.'): {', '.join(plan.skipped_inputs[:20])}"
+        )
+    if plan.job.files:
+        names = ", ".join(staged.name for staged in plan.job.files)
+        lines.append(f"Staged {len(plan.job.files)} shipped file(s) for every task: {names}")
+    if plan.job.split_points is not None:
+        lines.append(
+            f"Total order: {len(plan.job.split_points)} split point(s) from the sampled keys "
+            f"cut the keys into {plan.job.num_partitions} ordered partition(s)"
         )
     return lines
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import posixpath
+from collections.abc import Mapping
 
 import fsspec
 
@@ -26,24 +27,32 @@ def list_input(files: FileSystems, input_uri: str) -> tuple[list[str], list[str]
     '.' are skipped, as Hadoop and Spark do, so a previous job's output folder (with its
     _SUCCESS, _manifest.json, _temporary) reads as data only; the planner logs them.
     """
-    found = files.find(input_uri)
-    if fsspec.core.has_magic(input_uri) or found == [input_uri]:
+    sizes, skipped = input_sizes(files, input_uri)
+    return list(sizes), skipped
+
+
+def input_sizes(files: FileSystems, input_uri: str) -> tuple[dict[str, int], list[str]]:
+    """list_input's objects with their sizes, from the listing (as Hadoop's listStatus)."""
+    found = files.find_sizes(input_uri)
+    if fsspec.core.has_magic(input_uri) or list(found) == [input_uri]:
         return found, []
     root = input_uri.rstrip("/") + "/"
-    inputs: list[str] = []
+    inputs: dict[str, int] = {}
     skipped: list[str] = []
-    for uri in found:
+    for uri, size in found.items():
         relative = uri[len(root) :] if uri.startswith(root) else posixpath.basename(uri)
-        hidden = any(part.startswith(("_", ".")) for part in relative.split("/"))
-        (skipped if hidden else inputs).append(uri)
+        if any(part.startswith(("_", ".")) for part in relative.split("/")):
+            skipped.append(uri)
+        else:
+            inputs[uri] = size
     return inputs, skipped
 
 
 def plan_splits(files: FileSystems, input_uri: str, split_size: int) -> list[InputSplit]:
     """Line-aligned splits of everything the input URI names; fails if it names nothing."""
-    found, skipped = list_input(files, input_uri)
-    require_input(input_uri, found, skipped)
-    return splits_of(files, found, split_size)[0]
+    sizes, skipped = input_sizes(files, input_uri)
+    require_input(input_uri, list(sizes), skipped)
+    return splits_of(sizes, split_size)
 
 
 def require_input(input_uri: str, found: list[str], skipped: list[str]) -> None:
@@ -56,15 +65,10 @@ def require_input(input_uri: str, found: list[str], skipped: list[str]) -> None:
         )
 
 
-def splits_of(
-    files: FileSystems, found: list[str], split_size: int
-) -> tuple[list[InputSplit], dict[str, int]]:
-    """Line-aligned splits of the given objects (see list_input), and each object's size
-    (looked up once: on S3 it is a request per object)."""
+def splits_of(sizes: Mapping[str, int], split_size: int) -> list[InputSplit]:
+    """Line-aligned splits of the given objects and their sizes (see input_sizes)."""
     splits: list[InputSplit] = []
-    sizes: dict[str, int] = {}
-    for uri in found:
-        size = sizes[uri] = files.size(uri)
+    for uri, size in sizes.items():
         if size == 0:
             continue  # no records to lose
         compression = COMPRESSIONS.get(posixpath.splitext(uri)[1].lower())
@@ -73,7 +77,7 @@ def splits_of(
             continue
         for offset in range(0, size, split_size):
             splits.append(InputSplit(uri=uri, offset=offset, length=min(split_size, size - offset)))
-    return splits, sizes
+    return splits
 
 
 def split_weight(split: InputSplit, files_sizes: dict[str, int]) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, PlainSerializer
 
 from airflow_mapreduce.job.base import Model
 from airflow_mapreduce.job.dataplane import DataPlane
@@ -12,6 +13,28 @@ from airflow_mapreduce.job.models import JobSpec, StepSpec
 
 Counters = dict[str, dict[str, int]]
 MIB = 1 << 20
+
+
+def _key_from_base64(value: object) -> object:
+    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+
+
+# Record keys are any bytes (streaming output need not be UTF-8): base64 in JSON.
+KeyBytes = Annotated[
+    bytes,
+    BeforeValidator(_key_from_base64),
+    PlainSerializer(lambda key: base64.b64encode(key).decode(), return_type=str),
+]
+
+
+class StagedFile(Model):
+    """A shipped file as the plan staged it in the run's work area: each task copies it
+    into its working folder as `name`."""
+
+    name: str
+    uri: str
+    size: int = Field(ge=0)
+    executable: bool = Field(default=False, description="A local source with an x bit.")
 
 
 class JobRuntime(Model):
@@ -26,6 +49,13 @@ class JobRuntime(Model):
     # text as in Hadoop Streaming and callables receive str.
     codec: Literal["raw", "json"]
     dataplane: DataPlane = Field(default_factory=DataPlane)
+    files: list[StagedFile] = Field(
+        default_factory=list, description="Shipped files, in the run's work area (plan)."
+    )
+    # partitioner.kind total_order: the keys that cut the key range into partitions, in
+    # the job's key order, strictly increasing (at most num_partitions - 1), picked by the
+    # plan from the sampled map output (plan/sampling.py). None: hash partitioning.
+    split_points: list[KeyBytes] | None = None
 
     @classmethod
     def from_job(cls, job: JobSpec, num_partitions: int) -> JobRuntime:
@@ -174,3 +204,33 @@ def add_counters(total: Counters, more: Counters) -> None:
         bucket = total.setdefault(group, {})
         for name, amount in names.items():
             bucket[name] = bucket.get(name, 0) + amount
+
+
+class SamplePiece(Model):
+    """Where the sampling reads: up to `records` of the lines starting in `split`."""
+
+    split: InputSplit
+    records: int = Field(ge=1)
+
+
+class SampleTaskSpec(Model):
+    """partitioner.kind total_order: run the mapper on these pieces of the input, at plan
+    time, and pick the split points from its keys (worker/sampler.py)."""
+
+    kind: Literal["sample"] = "sample"
+    dag_id: str
+    run_id: str
+    job: JobRuntime
+    pieces: list[SamplePiece]
+    max_seconds: float = Field(gt=0)
+    manifest_uri: str
+
+
+class SampleManifest(Model):
+    """What the sampling found: the split points and how much it read."""
+
+    split_points: list[KeyBytes]
+    records: int = Field(ge=0, description="Input records the mapper ran on.")
+    keys: int = Field(ge=0, description="Keys the mapper emitted for them.")
+    seconds: float = Field(ge=0)
+    stopped_early: bool = Field(description="The time bound stopped it before every piece.")

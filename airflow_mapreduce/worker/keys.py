@@ -4,10 +4,13 @@ Records travel through the shuffle as the lines the mapper wrote: the key is the
 before the ``key_fields``-th separator (the whole line when it has fewer fields), the
 rest is the value (Hadoop Streaming's rule). Partitioning may use only the first
 ``partition_fields`` fields of the key; the full key still orders records (secondary sort).
+With split points (partitioner.kind total_order) a key's partition is instead its place
+among them in the job's key order, so partitions hold consecutive ranges of keys.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import operator
 import zlib
@@ -29,6 +32,7 @@ class RecordFormat:
         num_partitions: int = 1,
         lines_sort_as_keys: bool = False,
         comparator: Sequence[SortKey] = (),
+        split_points: Sequence[bytes] | None = None,
     ) -> None:
         self.separator = separator
         # True when sorting whole lines orders them by key: then merges compare lines (in
@@ -53,11 +57,26 @@ class RecordFormat:
         self.key_fields = key_fields
         self.partition_fields = partition_fields if partition_fields != key_fields else None
         self.num_partitions = max(num_partitions, 1)
+        if split_points is not None and len(split_points) >= self.num_partitions:
+            raise ValueError(
+                f"{len(split_points)} split points for {self.num_partitions} partitions; "
+                "expected fewer split points than partitions"
+            )
+        # Total order: the split points as order keys (what key_order makes of a key).
+        self.split_orders: list[Any] | None = (
+            None if split_points is None else [self.key_order(p) for p in split_points]
+        )
+        # crc32 of the whole key % num_partitions: what the buffers' fast paths inline.
+        self.partitions_by_crc32 = self.partition_fields is None and self.split_orders is None
 
     @classmethod
     def of(cls, job: JobRuntime) -> RecordFormat:
         if job.codec == "json":  # keys are JSON text: no TAB inside, one field
-            return cls(num_partitions=job.num_partitions, lines_sort_as_keys=True)
+            return cls(
+                num_partitions=job.num_partitions,
+                lines_sort_as_keys=True,
+                split_points=job.split_points,
+            )
         streaming = job.dataplane.streaming
         return cls(
             streaming.separator.encode(),
@@ -65,7 +84,12 @@ class RecordFormat:
             job.dataplane.partitioner.key_fields,
             job.num_partitions,
             comparator=job.dataplane.comparator.keys,
+            split_points=job.split_points,
         )
+
+    def key_order(self, key: bytes) -> Any:
+        """What orders keys: the comparator's sort key, or the key's bytes."""
+        return key if self.sort_key is None else self.sort_key(key)
 
     def key_of(self, line: bytes) -> bytes:
         if self.key_fields == 1:
@@ -82,7 +106,13 @@ class RecordFormat:
         return key + self.separator + value
 
     def partition_of_key(self, key: bytes) -> int:
-        """The partition of a record with this key (only its first partition_fields count)."""
+        """The partition of a record with this key (only its first partition_fields count).
+
+        Total order: the number of split points at or below the key, so a key equal to a
+        split point goes to the partition above it (as Hadoop's TotalOrderPartitioner).
+        """
+        if self.split_orders is not None:
+            return bisect.bisect_right(self.split_orders, self.key_order(key))
         if self.partition_fields is not None:
             key = self._fields(key, self.partition_fields)[0]
         # Stable across processes and machines (never Python's salted hash()).

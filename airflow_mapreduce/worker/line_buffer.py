@@ -85,7 +85,7 @@ class LineBuffer(MapOutputBuffer):
         out: list[list[bytes]] = [[] for _ in range(fmt.num_partitions)]
         pop, sep, n = groups.pop, fmt.separator, fmt.num_partitions
         keys = sorted(groups, key=fmt.sort_key)
-        if fmt.partition_fields is None:  # the common case, inlined: crc32 of the key
+        if fmt.partitions_by_crc32:  # the common case, inlined: crc32 of the key
             crc32 = zlib.crc32
             buckets = [out[crc32(key) % n] for key in keys]
         else:
@@ -139,7 +139,7 @@ class PresortedLineBuffer(MapOutputBuffer):
             return
         fmt, parts, last, unordered = self.fmt, self._parts, self._last, self._unordered
         n = fmt.num_partitions
-        if fmt.key_fields == 1 and fmt.partition_fields is None and fmt.sort_key is None:
+        if fmt.key_fields == 1 and fmt.partitions_by_crc32 and fmt.sort_key is None:
             sep, crc32 = fmt.separator, zlib.crc32  # the common case, inlined
             for line in lines:
                 key = line.partition(sep)[0]

@@ -19,12 +19,12 @@ from airflow_mapreduce.worker.codec import Codec
 from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.lifecycle import task_lifecycle
 from airflow_mapreduce.worker.line_buffer import LineBuffer
-from airflow_mapreduce.worker.outputs import open_part, part_uri
+from airflow_mapreduce.worker.outputs import PartWriter, open_part, part_uri
 from airflow_mapreduce.worker.pair_buffer import PairBuffer
 from airflow_mapreduce.worker.records import iter_split_blocks
 from airflow_mapreduce.worker.sort_command import SortedCombine, groups_by_sort
 from airflow_mapreduce.worker.spill import write_lines
-from airflow_mapreduce.worker.steps import Step
+from airflow_mapreduce.worker.steps import Step, splits_named
 
 COUNTERS = "airflow-mapreduce"
 DEAD_LETTER_NAME = "bad-records.jsonl"
@@ -46,6 +46,16 @@ def job_env(spec: MapTaskSpec, attempt: str) -> dict[str, str]:
         "stream_map_output_field_separator": dataplane.streaming.separator,
         "stream_num_map_output_key_fields": str(dataplane.streaming.key_fields),
     }
+
+
+def task_env(spec: MapTaskSpec) -> dict[str, str]:
+    """Hadoop's per-task settings as the streaming mapper sees them: one mapper process
+    reads every split of the task, so a task of several splits has no
+    mapreduce_map_input_* (a wrong file name would be worse than none); those come with
+    streaming.per_split_env (a process per split, see split_env)."""
+    if len(spec.splits) == 1:
+        return split_env(spec, spec.splits[0])
+    return {"mapreduce_task_ismap": "true", "mapreduce_task_partition": str(spec.task_index)}
 
 
 def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
@@ -95,7 +105,6 @@ def _run(
     env = job_env(spec, attempt)
     mapper = Step(spec.job.mapper, "mapper", codec, fmt, counters, env, skip_mode=skip_mode)
     dead = DeadLetters(dataplane.bad_records, "mapper")
-    jsonlines = dataplane.formats.input == "jsonlines"
     attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)
     source = _InputCounter()
     parts: list[PartFile] = []
@@ -105,18 +114,14 @@ def _run(
         final = part_uri(spec.output_uri, dataplane.formats)
         uri = join_uri(attempt_dir, posixpath.basename(final))
         with open_part(files, uri, dataplane.formats, fmt.separator) as writer:
-            for split in spec.splits:
-                blocks = source.blocks(files, split)
-                mapper.map_into(blocks, split, split_env(spec, split), dead, jsonlines, writer)
+            _map_splits(files, spec, mapper, source, dead, writer)
         stored = writer.bytes if dataplane.formats.compression is None else files.size(uri)
         parts.append(
             PartFile(partition=spec.task_index, uri=uri, records=writer.records, bytes=stored)
         )
     else:
         with _sort_buffer(spec, fmt, codec, counters, env) as buffer:  # removes its spills
-            for split in spec.splits:
-                blocks = source.blocks(files, split)
-                mapper.map_into(blocks, split, split_env(spec, split), dead, jsonlines, buffer)
+            _map_splits(files, spec, mapper, source, dead, buffer)
             _count(counters, "map_output_records", buffer.records)
             for partition, records in buffer.partitions():
                 uri = join_uri(attempt_dir, f"part-{partition:05d}")
@@ -141,6 +146,28 @@ def _run(
     )  # fmt: skip
 
 
+def _map_splits(
+    files: FileSystems,
+    spec: MapTaskSpec,
+    mapper: Step,
+    source: _InputCounter,
+    dead: DeadLetters,
+    sink: LineBuffer | PairBuffer | SortedCombine | PartWriter,
+) -> None:
+    """The mapper over the task's splits in order: a streaming command starts once per
+    task, or once per split (with the split's env) if the job sets per_split_env."""
+    jsonlines = spec.job.dataplane.formats.input == "jsonlines"
+
+    def blocks_of(split: InputSplit) -> Iterator[tuple[int, bytes]]:
+        return source.blocks(files, split)
+
+    if spec.job.mapper.command is None or not spec.job.dataplane.streaming.per_split_env:
+        mapper.map_splits(spec.splits, blocks_of, task_env(spec), dead, jsonlines, sink)
+        return
+    for split in spec.splits:
+        mapper.map_splits([split], blocks_of, split_env(spec, split), dead, jsonlines, sink)
+
+
 def _sort_buffer(
     spec: MapTaskSpec, fmt: RecordFormat, codec: Codec, counters: Counters, env: dict[str, str]
 ) -> LineBuffer | PairBuffer | SortedCombine:
@@ -157,13 +184,6 @@ def _sort_buffer(
     if groups_by_sort(fmt):
         return SortedCombine(fmt, budget, combiner.combine_sorted)
     return LineBuffer(fmt, budget, combiner.combine)
-
-
-def splits_named(splits: list[InputSplit], most: int = 3) -> str:
-    """The task's splits for a message: the first few, and how many more."""
-    named = ", ".join(split.describe() for split in splits[:most])
-    more = f" and {len(splits) - most} more" if len(splits) > most else ""
-    return f"split{'s' if len(splits) > 1 else ''} {named}{more}"
 
 
 class _InputCounter:

@@ -212,9 +212,11 @@ class PairBuffer(MapOutputBuffer):
         self, groups: dict[Any, list[Any]], order: dict[bytes, Any], out: list[list[bytes]]
     ) -> None:
         crc32, n, pop, encode = zlib.crc32, self.fmt.num_partitions, groups.pop, encode_json
+        partition_of = None if self.fmt.partitions_by_crc32 else self.fmt.partition_of_key
         for raw in sorted(order):
             prefix = raw + TAB
-            out[crc32(raw) % n].extend([prefix + encode(v) for v in pop(order[raw])])
+            partition = crc32(raw) % n if partition_of is None else partition_of(raw)
+            out[partition].extend([prefix + encode(v) for v in pop(order[raw])])
 
     def _emit_merged(self, raws: list[bytes], values: list[Any], out: list[list[bytes]]) -> None:
         """One line per key, each key's value folded already: formatted and sorted by C
@@ -306,6 +308,10 @@ class PairBuffer(MapOutputBuffer):
             out[0] += lines
             return
         appends = [partition.append for partition in out]
+        if not self.fmt.partitions_by_crc32:  # total order
+            for line, partition in zip(lines, map(self.fmt.partition_of_key, raws), strict=True):
+                appends[partition](line)
+            return
         for line, hashed in zip(lines, map(zlib.crc32, raws), strict=True):
             appends[hashed % n](line)
 

@@ -59,16 +59,9 @@ def _split_blocks(
         return
     with files.open_read(split.uri) as f:
         start = _next_line_start(f, split.offset)
-        end = _next_line_start(f, split.offset + split.length)
         f.seek(start)
-
-        def chunks() -> Iterator[bytes]:
-            position = start
-            while position < end and (chunk := f.read(min(block_size, end - position))):
-                position += len(chunk)
-                yield chunk
-
-        yield from _line_blocks(chunks(), start)
+        length = split.offset + split.length - start  # <= 0: no line starts in the split
+        yield from _line_blocks(_through_line_end(f, length, block_size), start)
 
 
 def unreadable(what: str, uri: str, compression: str | None, exc: Exception) -> TaskFailedError:
@@ -115,6 +108,24 @@ def _line_blocks(chunks: Iterator[bytes], offset: int) -> Iterator[tuple[int, by
         tail = data[cut:]
     if tail:
         yield offset, tail
+
+
+def _through_line_end(f: IO[bytes], length: int, block_size: int) -> Iterator[bytes]:
+    """`length` bytes from where `f` is, then on to the end of the line they end in (the
+    line crossing a split's end is the split's): one pass, a read for a small file."""
+    last = b"\n"
+    while length > 0 and (chunk := f.read(min(block_size, length))):
+        length -= len(chunk)
+        last = chunk[-1:]
+        yield chunk
+    if last == b"\n":
+        return
+    while chunk := f.read(SCAN_BLOCK):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            yield chunk[: newline + 1]
+            return
+        yield chunk
 
 
 def _next_line_start(f: IO[bytes], position: int) -> int:

@@ -8,13 +8,15 @@ from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker import memory
 from airflow_mapreduce.worker.map_task import run_map_task
 from airflow_mapreduce.worker.reduce_task import run_reduce_task
+from airflow_mapreduce.worker.shipped_files import task_working_folder
 
 
 def run_task(spec_uri: str, files: FileSystems | None = None) -> TaskManifest:
     files = files or FileSystems()
     spec = read_task_spec(files, spec_uri)
     memory.start_task()
-    with memory.fewer_collections():
+    # The attempt runs in a folder with the job's shipped files, if it has any.
+    with memory.fewer_collections(), task_working_folder(files, spec.job.files):
         if isinstance(spec, MapTaskSpec):
             return run_map_task(files, spec)
         return run_reduce_task(files, spec)

@@ -13,8 +13,8 @@ import functools
 import itertools
 import json
 import operator
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from airflow_mapreduce.errors import CommandFailedError, TaskFailedError, raised_on_key
 from airflow_mapreduce.job.models import StepSpec
@@ -28,7 +28,7 @@ from airflow_mapreduce.worker.keys import RecordFormat
 from airflow_mapreduce.worker.line_buffer import LineBuffer
 from airflow_mapreduce.worker.outputs import PartWriter
 from airflow_mapreduce.worker.pair_buffer import PairBuffer
-from airflow_mapreduce.worker.records import as_streaming_input, split_lines
+from airflow_mapreduce.worker.records import SPLIT_BLOCK, as_streaming_input, split_lines
 from airflow_mapreduce.worker.sort_command import SortedCombine
 from airflow_mapreduce.worker.streaming import lines_of, run_command_chunks
 
@@ -36,7 +36,16 @@ BATCH_RECORDS = 1 << 16
 # Lines a per-record mapper takes between two batches of pairs: the pairs of a chunk are
 # held at once, outside the sort buffer's budget, so a chunk is kept small.
 RECORD_CHUNK = 1024
+# Small input blocks (many small files) are joined into pipe writes of about this size.
+FEED_BYTES = 1 << 16
 _NONE = itertools.repeat(None)
+BlocksOf = Callable[[InputSplit], Iterable[tuple[int, bytes]]]
+
+
+class LineSink(Protocol):
+    """Anything else map output lines may go to (the total-order sampler's keys)."""
+
+    def add_lines(self, lines: list[bytes]) -> None: ...
 
 
 class Step:
@@ -76,27 +85,37 @@ class Step:
         env: Mapping[str, str],
         dead: DeadLetters,
         jsonlines: bool,
-        sink: LineBuffer | PairBuffer | SortedCombine | PartWriter,
+        sink: LineBuffer | PairBuffer | SortedCombine | PartWriter | LineSink,
     ) -> None:
-        """Run the mapper on a split's (offset, lines) blocks; records go to the sort buffer
-        or (map-only) straight to the output."""
+        """Run the mapper on a split's (offset, lines) blocks (see map_splits)."""
+        self.map_splits([split], lambda _: blocks, env, dead, jsonlines, sink)
+
+    def map_splits(
+        self,
+        splits: Sequence[InputSplit],
+        blocks_of: BlocksOf,
+        env: Mapping[str, str],
+        dead: DeadLetters,
+        jsonlines: bool,
+        sink: LineBuffer | PairBuffer | SortedCombine | PartWriter | LineSink,
+    ) -> None:
+        """Run the mapper on the splits' (offset, lines) blocks, split after split: a
+        streaming command runs once for all of them, with `env` (as Hadoop's
+        CombineFileInputFormat gives one mapper many small files). Records go to the sort
+        buffer or (map-only) straight to the output."""
         if self.spec.command is not None:
             batches: Iterable[list[bytes]]
             if self.skip_mode:
-                skipping = _SkipMode(self, split, env, dead)
-                batches = (skipping.run(_records(b, s, split, dead, jsonlines)) for s, b in blocks)
+                batches = _SkipMode(self, env, dead).batches(splits, blocks_of, jsonlines)
             else:
-                chunks = (
-                    as_streaming_input(
-                        _drop_bad_json(block, start, split, dead) if jsonlines else block
-                    )
-                    for start, block in blocks
-                )
+                fed = _Fed()
+                chunks = _joined(fed.chunks(splits, blocks_of, dead, jsonlines))
+                output = fed.named(self._command_output(chunks, splits, env))
                 if isinstance(sink, SortedCombine):  # pipe reads go on to sort as they are
-                    for chunk in self._command_output(chunks, split, env):
+                    for chunk in output:
                         sink.add_chunk(chunk)
                     return
-                batches = self._command_batches(chunks, split, env)
+                batches = _lines_until_closed(output)
             for lines in batches:
                 if isinstance(sink, PartWriter):
                     sink.write_lines(lines)
@@ -105,7 +124,9 @@ class Step:
                 else:
                     sink.add_lines(lines)
             return
-        mapped = self._map_batches(blocks, split, dead, jsonlines)
+        mapped = itertools.chain.from_iterable(
+            self._map_batches(blocks_of(split), split, dead, jsonlines) for split in splits
+        )
         if isinstance(sink, PairBuffer):  # all-Python job: pairs stay objects until spilled
             for batch in mapped:
                 if isinstance(batch, Mapping):
@@ -200,11 +221,14 @@ class Step:
             return []
 
     def _command_output(
-        self, chunks: Iterable[bytes], split: InputSplit | None, env: Mapping[str, str]
+        self,
+        chunks: Iterable[bytes],
+        splits: Sequence[InputSplit] | None,
+        env: Mapping[str, str],
     ) -> Generator[bytes, None, None]:
         assert self.spec.command is not None
-        if split is not None:
-            what = f"{self.role} on split {split.describe()}"
+        if splits:
+            what = f"{self.role} on {splits_named(splits)}"
         else:
             what = self.role if self.where is None else f"{self.role} on {self.where}"
         return run_command_chunks(
@@ -217,11 +241,12 @@ class Step:
         )
 
     def _command_batches(
-        self, chunks: Iterable[bytes], split: InputSplit | None, env: Mapping[str, str]
+        self,
+        chunks: Iterable[bytes],
+        splits: Sequence[InputSplit] | None,
+        env: Mapping[str, str],
     ) -> Iterator[list[bytes]]:
-        output = self._command_output(chunks, split, env)
-        with contextlib.closing(output):  # a consumer that stops early stops the command
-            yield from lines_of(output)
+        return _lines_until_closed(self._command_output(chunks, splits, env))
 
     # Reduce side (records sorted by key) ------------------------------------------------
     def combine(self, lines: list[bytes]) -> list[bytes]:
@@ -309,28 +334,45 @@ class _Current:
 class _SkipMode:
     """Hadoop's skip mode for a streaming mapper that crashes on some records.
 
-    Each input block is one run of the command; a run that fails is split in halves,
+    Each 1 MiB of input (a block of a large split, or the records of many small files
+    together) is one run of the command; a run that fails is split in halves,
     recursively, until the records the command cannot take alone are found: they become
-    bad records (within the job's budget), and the output of every run that succeeded is
-    kept. A mapper that carries state across lines sees smaller inputs here.
+    bad records (within the job's budget, each named with its own split), and the output
+    of every run that succeeded is kept. A mapper that carries state across lines sees
+    smaller inputs here.
     """
 
     MAX_RUNS = 500  # a command failing on (nearly) everything: give up, do not bisect it all
 
-    def __init__(
-        self, step: Step, split: InputSplit, env: Mapping[str, str], dead: DeadLetters
-    ) -> None:
-        self.step, self.split, self.env, self.dead = step, split, env, dead
+    def __init__(self, step: Step, env: Mapping[str, str], dead: DeadLetters) -> None:
+        self.step, self.env, self.dead = step, env, dead
         self.runs = 0
 
-    def run(self, records: list[tuple[int, bytes]]) -> list[bytes]:
+    def batches(
+        self, splits: Sequence[InputSplit], blocks_of: BlocksOf, jsonlines: bool
+    ) -> Iterator[list[bytes]]:
+        """The output of one run per SPLIT_BLOCK bytes of input, whatever the splits' sizes."""
+        records: list[tuple[InputSplit, int, bytes]] = []
+        size = 0
+        for split in splits:
+            for start, block in blocks_of(split):
+                found = _records(block, start, split, self.dead, jsonlines)
+                records += [(split, offset, line) for offset, line in found]
+                size += len(block)
+                if size >= SPLIT_BLOCK:
+                    yield self.run(records)
+                    records, size = [], 0
+        yield self.run(records)
+
+    def run(self, records: list[tuple[InputSplit, int, bytes]]) -> list[bytes]:
         if not records:
             return []
         self.runs += 1
-        data = b"\n".join([line for _, line in records] + [b""])
+        data = b"\n".join([line for _, _, line in records] + [b""])
+        splits = list(dict.fromkeys(split for split, _, _ in records))
         try:
             out: list[bytes] = []
-            for lines in self.step._command_batches([data], self.split, self.env):
+            for lines in self.step._command_batches([data], splits, self.env):
                 out += lines
             return out
         except CommandFailedError as exc:
@@ -342,10 +384,72 @@ class _SkipMode:
             if len(records) > 1:
                 middle = len(records) // 2
                 return self.run(records[:middle]) + self.run(records[middle:])
-            offset, line = records[0]
+            split, offset, line = records[0]
             error = str(exc).splitlines()[0]
-            self.dead.add(self.split, offset, line, f"command failed on this record ({error})")
+            self.dead.add(split, offset, line, f"command failed on this record ({error})")
             return []
+
+
+class _Fed:
+    """A streaming mapper's input, split after split, remembering the last block fed: a
+    command that fails on one of many small files is named with where it had got to."""
+
+    def __init__(self) -> None:
+        self.split: InputSplit | None = None
+        self.offset = 0
+
+    def chunks(
+        self, splits: Sequence[InputSplit], blocks_of: BlocksOf, dead: DeadLetters, jsonlines: bool
+    ) -> Iterator[bytes]:
+        for split in splits:
+            for start, block in blocks_of(split):
+                self.split, self.offset = split, start
+                yield as_streaming_input(
+                    _drop_bad_json(block, start, split, dead) if jsonlines else block
+                )
+
+    def named(self, output: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
+        """The command's output; a failure also says which input it had been fed last."""
+        try:
+            yield from output
+        except CommandFailedError as exc:
+            if self.split is None:
+                raise
+            raise CommandFailedError(
+                f"{exc}\nThe input fed to it last: split {self.split.describe()}, the block "
+                f"at byte offset {self.offset} (what it failed on comes at or before it).",
+                exc.role,
+            ) from None
+
+
+def splits_named(splits: Sequence[InputSplit], most: int = 3) -> str:
+    """Splits for a message: the first few, and how many more."""
+    named = ", ".join(split.describe() for split in splits[:most])
+    more = f" and {len(splits) - most} more" if len(splits) > most else ""
+    return f"split{'s' if len(splits) > 1 else ''} {named}{more}"
+
+
+def _lines_until_closed(output: Generator[bytes, None, None]) -> Iterator[list[bytes]]:
+    with contextlib.closing(output):  # a consumer that stops early stops the command
+        yield from lines_of(output)
+
+
+def _joined(chunks: Iterable[bytes], size: int = FEED_BYTES) -> Iterator[bytes]:
+    """Chunks joined into pipe writes of at least `size` bytes (the last may be shorter):
+    a write per small file would cost a system call per file."""
+    pending: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        if not pending and len(chunk) >= size:
+            yield chunk  # a large split's block: as it is, not copied
+            continue
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _pairs_of(batch: Iterable[tuple[Any, Any]] | Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:

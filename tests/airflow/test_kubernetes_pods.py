@@ -165,3 +165,49 @@ def test_pod_template_file_is_the_base_and_the_yaml_wins(tmp_path: Path) -> None
         assert pod["spec"]["priorityClassName"] == "batch-low"  # from the template
         assert pod["spec"]["containers"][0]["image"] == "registry.example/wordcount:1.2"
         kubernetes_validate.validate(pod, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+PER_PHASE = JOB + "  map_image: registry.example/wordcount-map:1.2\n"
+
+
+def test_map_and_reduce_pods_run_their_own_images() -> None:
+    text = PER_PHASE + "  reduce_image: registry.example/wordcount-reduce@sha256:" + "a" * 64 + "\n"
+    pods = render_worker_pods(build_dag(parse_job_text(text)))
+    images = {phase: pod["spec"]["containers"][0]["image"] for phase, pod in pods.items()}
+    assert images == {
+        "map": "registry.example/wordcount-map:1.2",
+        "reduce": "registry.example/wordcount-reduce@sha256:" + "a" * 64,
+    }
+    for pod in pods.values():
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(pod, version, strict=True)
+
+
+def test_a_phase_without_its_own_image_runs_the_job_image() -> None:
+    pods = render_worker_pods(build_dag(parse_job_text(PER_PHASE)))
+    assert pods["map"]["spec"]["containers"][0]["image"] == "registry.example/wordcount-map:1.2"
+    assert pods["reduce"]["spec"]["containers"][0]["image"] == "registry.example/wordcount:1.2"
+
+
+def test_the_work_queue_job_runs_the_map_image() -> None:
+    from types import SimpleNamespace
+
+    from kubernetes.client import ApiClient
+
+    text = PER_PHASE.replace("backend: kubernetes\n", "backend: kubernetes_job\n")
+    text += "  reduce_image: registry.example/wordcount-reduce:1.2\n"
+    text += "queue: {conn_id: mapreduce_queue, secret: mapreduce-queue, workers: 4}\n"
+    dag = build_dag(parse_job_text(text))
+    operator: Any = dag.get_task("run_map_queue")
+    operator.arguments = ["--pull", "queue"]  # as execute() sets it
+    operator.__dict__["hook"] = SimpleNamespace(is_in_cluster=False)  # no cluster here
+    ti = SimpleNamespace(dag_id=dag.dag_id, task_id="run_map_queue", run_id="manual__1",
+                         map_index=-1, try_number=1)  # fmt: skip
+    job = ApiClient().sanitize_for_serialization(
+        operator.build_job_request_obj({"ti": ti, "run_id": "manual__1", "dag": dag})
+    )
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example/wordcount-map:1.2"
+    kubernetes_validate.validate(job, KUBERNETES_VERSIONS[-1], strict=True)
+    [reduce_pod] = render_worker_pods(dag).values()  # the reduces stay mapped pods
+    assert reduce_pod["spec"]["containers"][0]["image"] == "registry.example/wordcount-reduce:1.2"

@@ -172,7 +172,8 @@ def test_a_byte_below_the_separator_switches_to_sorting_by_key(  # type: ignore[
     (tmp_path / "in").mkdir()
     rng = random.Random(9)
     lines = []
-    for index in range(8):  # several files, one mapper run each: the sort starts early
+    for index in range(8):  # several files, one mapper run each (per_split_env): the
+        # sort starts on the first files' output, before the byte below TAB arrives
         chunk = [b"k%d\t%d" % (rng.randrange(40), rng.randrange(1, 9)) for _ in range(3000)]
         chunk += [b"k%d" % i for i in range(0, 40, 7)]  # all key, value 1 for GROUP_SUM
         if index == 7:
@@ -184,7 +185,7 @@ def test_a_byte_below_the_separator_switches_to_sorting_by_key(  # type: ignore[
     spec = parse_job_text(
         job(
             f"mapper: {{command: [cat]}}\ncombiner: {{command: {python}}}\n"
-            f"reducer: {{command: {python}}}\n",
+            f"reducer: {{command: {python}}}\nstreaming: {{per_split_env: true}}\n",
             split_size="1MiB",
             reducers=2,
         )
@@ -327,7 +328,8 @@ def test_a_whole_line_sort_failing_at_the_switch_fails_the_task(  # type: ignore
     )
     write_counts(tmp_path / "in")
     (tmp_path / "in" / "z.txt").write_bytes(b"w1\x01\t1\n")  # read after data.txt
-    spec = parse_job_text(identity_job())  # one map task: data.txt, then z.txt
+    # One map task: data.txt, then z.txt, each its own mapper run (per_split_env).
+    spec = parse_job_text(identity_job() + "streaming: {per_split_env: true}\n")
     with pytest.raises(TaskFailedError, match=r"(?s)exited with code 3.*whole lines: no"):
         run_job(spec, f"file://{tmp_path}/in", f"file://{tmp_path}/out")
     assert "sorting by key from here on" in capfd.readouterr().err

@@ -61,7 +61,7 @@ def pod_arguments(job: JobSpec, task_id: str, job_name: str) -> dict[str, Any]:
     return {
         "name": pod_name(job_name, task_id),
         "namespace": spec.namespace,
-        "image": spec.image,
+        "image": spec.image_of(task_id),  # map_image / reduce_image, else image
         "image_pull_policy": spec.image_pull_policy,
         "image_pull_secrets": [k8s.V1LocalObjectReference(name=n) for n in spec.image_pull_secrets]
         or None,
