@@ -151,13 +151,19 @@ def run(
     job_work = job.work if job.work and "{{" not in job.work else None
     work = work_uri or job_work
     run_id = run_id or f"local__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    if input_uri and job.inputs is not None:
+        raise typer.BadParameter(
+            f"the job reads {len(job.inputs)} inputs (inputs:); --input replaces a job's one "
+            "input: set the inputs' URIs in the job file",
+            param_hint="--input",
+        )
     target = RunTarget(
         dag_id=job.dag_id,
         run_id=run_id,
-        input_uri=_run_uri("--input", input_uri, job.input.uri),
+        input_uris=tuple(_run_uri("--input", input_uri, entry.uri) for entry in job.all_inputs),
         output_uri=_run_uri("--output", output_uri, job.output),
         work_uri=_run_uri("--work", work_uri, work) if work else None,
-        num_reducers=job.reducers if reducers is None else reducers,
+        num_reducers=job.output_reducers if reducers is None else reducers,
         max_map_tasks=job.max_map_tasks,
     )
     try:

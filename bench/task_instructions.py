@@ -33,7 +33,7 @@ def run_one_task(label: str, path: Path, out: Path) -> None:
 
     bench._init_worker(out.parent / "task-log.txt")
     job = parse_job_text(next(text for key, text in bench.JOBS.items() if key.startswith(label)))
-    target = RunTarget("bench", "instructions", f"file://{path}", f"file://{out}", None, 4, 1)
+    target = RunTarget("bench", "instructions", (f"file://{path}",), f"file://{out}", None, 4, 1)
     _, specs, _ = plan_run(FileSystems(), job, target)
     run_task(specs[0])
 

@@ -279,7 +279,7 @@ def run_pipeline(job_yaml: str, input_dir: Path, output: Path, pool: ProcessPool
     job = parse_job_text(job_yaml)
     files = FileSystems()
     target = RunTarget(
-        job.dag_id, "bench", f"file://{input_dir}", f"file://{output}", None, job.reducers, 64
+        job.dag_id, "bench", (f"file://{input_dir}",), f"file://{output}", None, job.reducers, 64
     )
     plan_uri, map_specs, _ = plan_run(files, job, target)
     list(pool.map(_run_task, map_specs))

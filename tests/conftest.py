@@ -208,7 +208,7 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
     def run(
         job: JobFile,
-        input_uri: str,
+        input_uri: str | tuple[str, ...],
         output_uri: str,
         *,
         run_id: str = "test-run",
@@ -217,8 +217,9 @@ def run_job(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         files: FileSystems | None = None,
     ) -> OutputManifest:
         files = files or FileSystems()
+        inputs = (input_uri,) if isinstance(input_uri, str) else input_uri  # one per input
         target = RunTarget(
-            job.dag_id, run_id, input_uri, output_uri, None, job.reducers, max_map_tasks
+            job.dag_id, run_id, inputs, output_uri, None, job.output_reducers, max_map_tasks
         )
 
         def run_tasks(phase: Phase, spec_uris: list[str]) -> None:

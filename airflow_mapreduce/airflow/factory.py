@@ -42,12 +42,23 @@ def build_dag(job: JobFile, *, job_dir: str | None = None) -> DAG:
         doc_md=job.description,
     ) as dag:
         # The job's tasks without a group prefix: task ids read plan, map, ... in the grid.
+        spec = job.job()
+        inputs: dict[str, Any] = (
+            {"input": "{{ params.input }}"}
+            if spec.inputs is None
+            else {
+                "inputs": [
+                    entry.model_copy(update={"uri": f"{{{{ params.{spec.input_name(i)} }}}}"})
+                    for i, entry in enumerate(spec.inputs)
+                ]
+            }
+        )
         MapReduceOperator(
             task_id=job.dag_id,
-            job=job.job(),
+            job=spec,
             job_dir=job_dir,
             prefix_group_id=False,
-            input="{{ params.input }}",
+            **inputs,
             output="{{ params.output }}",
             reducers="{{ params.reducers }}",
             parallelism="{{ params.parallelism }}",
@@ -69,13 +80,17 @@ def run_params(job: JobSpec) -> dict[str, Param]:
         if job.map_only
         else f"1 to {MAX_REDUCERS}: this job has a reducer, so a run cannot skip it"
     )
+    inputs = job.all_inputs
     return {
-        "input": Param(
-            job.input.uri,
-            **uri_rule,
-            title="Input",
-            description="File, folder, glob or s3:// prefix to read; may hold {{ ds }}.",
-        ),
+        **{
+            job.input_name(index): Param(
+                entry.uri,
+                **uri_rule,
+                title="Input" if job.inputs is None else f"Input {entry.name or index + 1}",
+                description="File, folder, glob or s3:// prefix to read; may hold {{ ds }}.",
+            )
+            for index, entry in enumerate(inputs)
+        },
         "output": Param(
             job.output,
             **uri_rule,
@@ -83,12 +98,13 @@ def run_params(job: JobSpec) -> dict[str, Param]:
             description="Folder or s3:// prefix to write; may hold {{ ds }}.",
         ),
         "reducers": Param(
-            job.reducers,
+            job.output_reducers,
             type="integer",
             minimum=0 if job.map_only else 1,
             maximum=0 if job.map_only else MAX_REDUCERS,
             title="Reducers",
-            description="Number of reduce partitions (output part files). A run may change "
+            description="Number of reduce partitions (output part files; of the last step "
+            "in a multi-step job). A run may change "
             f"how many, not whether there is a reduce phase: {reduce_rule}.",
         ),
         "parallelism": Param(

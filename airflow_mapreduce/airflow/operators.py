@@ -44,7 +44,8 @@ class MapReducePlanOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "input_uri", "output_uri", "work_uri", "num_reducers", "max_map_tasks",
+        "input_uris", "output_uri", "work_uri", "num_reducers", "max_map_tasks",
+        "previous_plan_uri",
     )  # fmt: skip
     ui_color = "#e8f0fe"
 
@@ -52,13 +53,15 @@ class MapReducePlanOperator(BaseOperator):
         self,
         *,
         job: JobSpec,
-        input_uri: str,
+        input_uris: list[str],
         output_uri: str,
         work_uri: str | None = None,
         num_reducers: int | str,
         max_map_tasks: int | str | None = None,
         job_dir: str | None = None,
         job_name: str | None = None,
+        step: int = 0,
+        previous_plan_uri: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,8 +70,11 @@ class MapReducePlanOperator(BaseOperator):
         # Beside the DAG's id, it names the run's work folder and output lease: two jobs of
         # one DAG (two MapReduceOperators) must not share them.
         self.job_name = job_name
-        self.input_uri = input_uri
+        self.input_uris = input_uris  # one per input of the job
         self.output_uri = output_uri
+        # A later step of a multi-step job: which step, and the plan of the one before.
+        self.step = step
+        self.previous_plan_uri = previous_plan_uri
         self.work_uri = work_uri
         self.num_reducers = num_reducers
         self.max_map_tasks = job.max_map_tasks if max_map_tasks is None else max_map_tasks
@@ -81,24 +87,22 @@ class MapReducePlanOperator(BaseOperator):
 
     def _plan(self, context: Context) -> list[str] | None:
         # URIs given through params/conf may themselves hold templates ({{ ds }}).
-        input_uri = self._render_again(self.input_uri, context)
-        output_uri = self._render_again(self.output_uri, context)
-        work_uri = self._render_again(self.work_uri, context) if self.work_uri else None
         base_dir = Path(self.job_dir) if self.job_dir else None
-        canonical: dict[str, str] = {}
-        for field, uri in (("input", input_uri), ("output", output_uri), ("work", work_uri)):
-            if uri is None:
-                continue
+
+        def canonical(field: str, value: str) -> str:
+            uri = self._render_again(value, context)
             try:  # a run's conf obeys the YAML's rules, and relative paths resolve alike
-                canonical[field] = resolve_uri(check_uri(uri, field), base_dir)
+                return resolve_uri(check_uri(uri, field), base_dir)
             except ValueError as exc:
                 raise PlanRefusedError(f"{field} of this run: {exc}") from None
+
+        names = [self.job.input_name(index) for index in range(len(self.input_uris))]
         target = RunTarget(
             dag_id=f"{self.dag_id}.{self.job_name}" if self.job_name else self.dag_id,
             run_id=context["run_id"],
-            input_uri=canonical["input"],
-            output_uri=canonical["output"],
-            work_uri=canonical.get("work"),
+            input_uris=tuple(map(canonical, names, self.input_uris)),
+            output_uri=canonical("output", self.output_uri),
+            work_uri=canonical("work", self.work_uri) if self.work_uri else None,
             num_reducers=_as_int(self.num_reducers, "reducers"),
             max_map_tasks=self._max_map_tasks(),
         )
@@ -110,6 +114,8 @@ class MapReducePlanOperator(BaseOperator):
             files,
             self.job,
             target,
+            step=self.step,
+            previous_plan_uri=self.previous_plan_uri,
             runner="airflow",
             is_running=_dag_run_is_running(ti),
             run_sample=sampler,  # partitioner.kind total_order: the mapper on a sample

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_mapreduce.job.models import JobSpec
@@ -22,11 +22,14 @@ def missing_modules(job: JobSpec, job_dir: Path) -> list[tuple[FieldPath, str]]:
     """The fields naming a 'module:function' whose module cannot be found, with why."""
     if job.uses_pods:  # pods import from their image, which cannot be looked into here
         return []
-    steps = {"mapper": job.mapper, "combiner": job.combiner, "reducer": job.reducer}
+    owners: list[tuple[FieldPath, Any]] = [((), job)]
+    owners += [(("steps", index), step) for index, step in enumerate(job.steps or [])]
+    owners += [(("inputs", index), entry) for index, entry in enumerate(job.inputs or [])]
     references: list[tuple[FieldPath, str]] = [
-        ((role, step.kind), step.python)
-        for role, step in steps.items()
-        if step is not None and step.python is not None
+        ((*where, role, step.kind), step.python)
+        for where, owner in owners
+        for role in ("mapper", "combiner", "reducer")
+        if (step := getattr(owner, role, None)) is not None and step.python is not None
     ]
     references += [
         (("lifecycle", name), reference)

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_mapreduce.errors import JobSpecError
+from airflow_mapreduce.job.base import deep_merge
 from airflow_mapreduce.job.imports import missing_modules
 from airflow_mapreduce.job.models import (
     DAG_ID_PATTERN,
@@ -97,10 +98,10 @@ def load_job_file(path: str | Path) -> JobFile:
 def _overlap(spec: JobSpec) -> str | None:
     """Output or work overlapping the input (storage.overlap_problem); a templated URI is
     checked once rendered, by the plan."""
-    uris = (spec.input.uri, spec.output, spec.work or "")
-    if any("{{" in uri for uri in uris):
+    inputs = [entry.uri for entry in spec.all_inputs]
+    if any("{{" in uri for uri in (*inputs, spec.output, spec.work or "")):
         return None
-    return overlap_problem(spec.input.uri, spec.output, spec.work)
+    return next((p for uri in inputs if (p := overlap_problem(uri, spec.output, spec.work))), None)
 
 
 def parse_job_text(text: str, source: str = "<string>") -> JobFile:
@@ -119,17 +120,6 @@ def _no_recursion_error(source: str) -> Iterator[None]:
             source,
             [f"{source}:1:1: the file is nested too deeply to check; flatten its values"],
         ) from None
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; any other value in `override` replaces the base's."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _read_document(path: Path) -> _Document:
@@ -208,8 +198,11 @@ def with_paths_resolved(spec: AnyJob, base_dir: Path) -> AnyJob:
     def resolved(uri: str) -> str:
         return uri if uri.lstrip().startswith("{{") else resolve_uri(uri, base_dir)
 
+    inputs = [entry.model_copy(update={"uri": resolved(entry.uri)}) for entry in spec.all_inputs]
     update: dict[str, Any] = {
-        "input": spec.input.model_copy(update={"uri": resolved(spec.input.uri)}),
+        "input" if spec.input is not None else "inputs": (
+            inputs[0] if spec.input is not None else inputs
+        ),
         "output": resolved(spec.output),
     }
     if spec.work is not None:

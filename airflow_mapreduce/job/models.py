@@ -10,18 +10,24 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from airflow_mapreduce.job.base import Model
-from airflow_mapreduce.job.dataplane import DataPlaneSettings
+from airflow_mapreduce.job.base import Model, deep_merge
+from airflow_mapreduce.job.dataplane import (
+    DataPlaneSettings,
+    check_comparator_fields,
+    check_partition_fields,
+)
 from airflow_mapreduce.job.kubernetes import (
     Quantity,
     ResourcesSpec,
@@ -214,6 +220,28 @@ class InputSpec(Model):
     split_size: ByteSize = Field(
         default=64 * 1024**2, description="Target bytes per split (64MiB, 1GB, 1048576)."
     )
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$",
+        description="inputs: only: names the input's Trigger-form param (input_<name>) and "
+        "its streaming env mapreduce_map_input_name; default: its position (1, 2, ...).",
+    )
+    mapper: StepSpec | None = Field(
+        default=None,
+        description="inputs: only: this input's own mapper (Hadoop's MultipleInputs), e.g. "
+        "one tagging each record with its source for a reduce-side join; default: the "
+        "job's (or first step's) mapper.",
+    )
+
+    @field_validator("mapper")
+    @classmethod
+    def _mapper_maps(cls, value: StepSpec | None) -> StepSpec | None:
+        if value is not None and value.reduce_by is not None:
+            raise FieldError(
+                "reduce_by",
+                "reduce_by folds a key's values: give a mapper a 'command' or a 'callable'",
+            )
+        return value
 
 
 class StorageSpec(Model):
@@ -397,8 +425,126 @@ class DagSettings(Model):
         return self
 
 
-class JobSpec(DataPlaneSettings):
-    """One MapReduce job: input, steps, output, data plane, backend, pods; the keyword
+MAX_STEPS = 64
+MAX_INPUTS = 64
+# The mapper of a later step that gives none: records pass on unchanged.
+IDENTITY_CALLABLE = "airflow_mapreduce.worker.callables:identity_mapper"
+IDENTITY_COMMAND = ["cat"]
+_STEP_FIELDS = ("mapper", "combiner", "reducer", "reducers")
+
+
+class JobStep(DataPlaneSettings):
+    """One step of a multi-step job (mrjob's MRStep): its mapper, combiner, reducer and
+    reducers, and the data-plane settings it changes (the job's top-level ones are its
+    defaults). A one-step job has these fields at its top level."""
+
+    mapper: StepSpec | None = Field(
+        default=None,
+        description="In a step after the first, default: the identity (each record passes "
+        "on as it is, to be re-partitioned by this step's reducers).",
+    )
+    combiner: StepSpec | None = None
+    reducer: StepSpec | None = None
+    reducers: StrictInt = Field(
+        default=1, ge=0, le=MAX_REDUCERS, description="0 makes a map-only job (or step)."
+    )
+
+    def _checked_alone(self) -> bool:
+        """Whether its rules apply to it as it is: a step of `steps:` is checked once
+        merged with its job's top-level settings (JobSpec.pipeline)."""
+        return False
+
+    @model_validator(mode="after")
+    def _fields_within_key(self) -> JobStep:
+        if self._checked_alone():
+            check_partition_fields(self.streaming, self.partitioner)
+            check_comparator_fields(self.streaming, self.comparator)
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reduce_by_combines(cls, data: Any) -> Any:
+        # A reduce_by reducer is associative and commutative, so it is also the map-side
+        # combiner (as in Spark's reduceByKey) unless the job names another.
+        if isinstance(data, dict) and data.get("combiner") is None:
+            reducer = data.get("reducer")
+            reduce_by = (
+                reducer.get("reduce_by")
+                if isinstance(reducer, dict)
+                else getattr(reducer, "reduce_by", None)
+            )
+            if reduce_by is not None:
+                return {**data, "combiner": {"reduce_by": reduce_by}}
+        return data
+
+    @model_validator(mode="after")
+    def _mapper_maps(self) -> JobStep:
+        if self.mapper is not None and self.mapper.reduce_by is not None:
+            raise FieldError(
+                ("mapper", "reduce_by"),
+                "reduce_by folds the values of a key, so it can be the combiner or reducer "
+                "only; give the mapper a 'command' or a 'callable'",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reducer_matches_reducers(self) -> JobStep:
+        if not self._checked_alone():
+            return self
+        if self.reducers > 0 and self.reducer is None:
+            raise FieldError(
+                "reducers",
+                f"reducers is {self.reducers} but no 'reducer' is given; add a reducer "
+                "or set reducers: 0 for a map-only job",
+            )
+        if self.reducers == 0 and self.reducer is not None:
+            raise FieldError(
+                "reducer", "reducers is 0 (map-only) but a 'reducer' is given; remove one"
+            )
+        if self.reducers == 0 and self.combiner is not None:
+            raise FieldError(
+                "combiner", "a combiner needs reducers >= 1; a map-only job has no shuffle"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dataplane_consistent(self) -> JobStep:
+        if not self._checked_alone():
+            return self
+        if self.partitioner.key_fields is not None and self.only_callables:
+            raise ValueError(
+                "partitioner.key_fields splits text keys of streaming commands; with only "
+                "Python callables, keys are JSON values: partition on a key of its own instead"
+            )
+        if self.comparator.keys and self.only_callables:
+            raise ValueError(
+                "comparator.keys orders text keys of streaming commands; with only Python "
+                "callables, keys are JSON values sorted by their encoding: make the key sort "
+                "as wanted (e.g. zero-padded numbers), or use a streaming step"
+            )
+        if self.partitioner.kind == "total_order" and self.map_only:
+            raise FieldError(
+                ("partitioner", "kind"),
+                "kind: total_order orders the reducers' output, but the job is map-only "
+                "(reducers: 0); add a reducer (e.g. command: [cat]) or remove it",
+            )
+        return self
+
+    @property
+    def map_only(self) -> bool:
+        return self.reducers == 0
+
+    def _user_steps(self) -> list[StepSpec]:
+        return [s for s in (self.mapper, self.combiner, self.reducer) if s is not None]
+
+    @property
+    def only_callables(self) -> bool:
+        """Every step is a Python callable: records keep their types (the JSON codec)."""
+        return all(s.python for s in self._user_steps())
+
+
+class JobSpec(JobStep):
+    """One MapReduce job: input(s), step(s), output, data plane, backend, pods; the keyword
     arguments of MapReduceOperator."""
 
     pool: str | None = Field(default=None, description="Airflow pool of the map/reduce tasks.")
@@ -409,12 +555,23 @@ class JobSpec(DataPlaneSettings):
         description="Airflow priority of map/reduce tasks.",
     )
 
-    input: InputSpec
-    mapper: StepSpec
-    combiner: StepSpec | None = None
-    reducer: StepSpec | None = None
-    reducers: StrictInt = Field(
-        default=1, ge=0, le=MAX_REDUCERS, description="0 makes a map-only job."
+    input: InputSpec | None = Field(
+        default=None, description="What the job reads (or give inputs: for several)."
+    )
+    inputs: list[InputSpec] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INPUTS,
+        description="Several inputs, each with its own mapper if it sets one (Hadoop's "
+        "MultipleInputs), all into the same shuffle: a reduce-side join. Instead of input.",
+    )
+    steps: list[JobStep] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STEPS,
+        description="A pipeline of steps (mrjob's MRStep), each step's output the next "
+        "one's input, all in one run; instead of mapper/combiner/reducer/reducers at the "
+        "top level. The last step writes the output; the others' stays in the work area.",
     )
     output: Uri = Field(description="Output folder or prefix; Jinja-templated.")
     work: Uri | None = Field(
@@ -457,40 +614,50 @@ class JobSpec(DataPlaneSettings):
         "stopped, and retries apply (Airflow's execution_timeout).",
     )
 
+    # Work-queue settings (queue-pulling backends).
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Backends kubernetes_job and local_pool: map tasks pulled from Redis/NATS.",
+    )
+
+    def _checked_alone(self) -> bool:
+        return self.steps is None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _required_listed_together(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        # input and mapper are required unless inputs/steps stand in for them, which only
+        # a model validator can tell, and those run once every field is valid: list them
+        # with the other fields' problems, as pydantic lists missing fields together.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            missing = []
+            if not {"input", "inputs"} & data.keys():
+                missing.append(("input",))
+            if not {"mapper", "steps", "inputs"} & data.keys():
+                missing.append(("mapper",))
+            errors = exc.errors()
+            found = {tuple(error["loc"]) for error in errors}
+            more: list[Any] = [
+                {"type": "missing", "loc": loc, "input": data}
+                for loc in missing
+                if loc not in found
+            ]
+            if not more:
+                raise
+            details: list[Any] = [*errors, *more]
+            raise ValidationError.from_exception_data(exc.title, details) from None
+
     @field_validator("files")
     @classmethod
     def _shipped_files(cls, value: list[ShippedFile]) -> list[ShippedFile]:
         return check_shipped_files(value)
 
     # Data-plane settings (streaming, partitioner, comparator, memory, formats, bad_records,
-    # lifecycle) and their checks come from DataPlaneSettings.
-
-    @model_validator(mode="after")
-    def _dataplane_consistent(self) -> JobSpec:
-        if self.partitioner.key_fields is not None and self.only_callables:
-            raise ValueError(
-                "partitioner.key_fields splits text keys of streaming commands; with only "
-                "Python callables, keys are JSON values: partition on a key of its own instead"
-            )
-        if self.comparator.keys and self.only_callables:
-            raise ValueError(
-                "comparator.keys orders text keys of streaming commands; with only Python "
-                "callables, keys are JSON values sorted by their encoding: make the key sort "
-                "as wanted (e.g. zero-padded numbers), or use a streaming step"
-            )
-        if self.partitioner.kind == "total_order" and self.map_only:
-            raise FieldError(
-                ("partitioner", "kind"),
-                "kind: total_order orders the reducers' output, but the job is map-only "
-                "(reducers: 0); add a reducer (e.g. command: [cat]) or remove it",
-            )
-        return self
-
-    # Work-queue settings (queue-pulling backends).
-    queue: QueueSpec = Field(
-        default_factory=QueueSpec,
-        description="Backends kubernetes_job and local_pool: map tasks pulled from Redis/NATS.",
-    )
+    # lifecycle) and their checks come from DataPlaneSettings and JobStep.
 
     @model_validator(mode="after")
     def _queue_secret_for_pods(self) -> JobSpec:
@@ -501,59 +668,117 @@ class JobSpec(DataPlaneSettings):
             )
         return self
 
-    @model_validator(mode="before")
-    @classmethod
-    def _reduce_by_combines(cls, data: Any) -> Any:
-        # A reduce_by reducer is associative and commutative, so it is also the map-side
-        # combiner (as in Spark's reduceByKey) unless the job names another.
-        if isinstance(data, dict) and data.get("combiner") is None:
-            reducer = data.get("reducer")
-            reduce_by = (
-                reducer.get("reduce_by")
-                if isinstance(reducer, dict)
-                else getattr(reducer, "reduce_by", None)
-            )
-            if reduce_by is not None:
-                return {**data, "combiner": {"reduce_by": reduce_by}}
-        return data
-
     @model_validator(mode="after")
-    def _mapper_maps(self) -> JobSpec:
-        if self.mapper.reduce_by is not None:
+    def _inputs_have_mappers(self) -> JobSpec:
+        if (self.input is None) == (self.inputs is None):
             raise FieldError(
-                ("mapper", "reduce_by"),
-                "reduce_by folds the values of a key, so it can be the combiner or reducer "
-                "only; give the mapper a 'command' or a 'callable'",
+                "input",
+                "give input: (one URI, or {uri: ..., split_size: ...}) or inputs: (a list of "
+                "them, each with its own mapper if it needs one), exactly one of the two",
+            )
+        if self.input is not None:
+            for name in ("name", "mapper"):
+                if getattr(self.input, name) is not None:
+                    raise FieldError(
+                        ("input", name),
+                        f"{name} belongs to an entry of inputs: (several inputs); with one "
+                        "input, give the job's mapper instead, or use inputs: [...]",
+                    )
+        names = [spec.name for spec in self.inputs or [] if spec.name is not None]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise FieldError(
+                    ("inputs", index, "name"), f"two inputs are named {name!r}; rename one"
+                )
+        first = self.steps[0].mapper if self.steps else self.mapper
+        for index, spec in enumerate(self.all_inputs):
+            if spec.mapper is not None or first is not None:
+                continue
+            if self.inputs is None and self.steps is None:
+                raise FieldError("mapper", "required field is missing; add 'mapper:' here")
+            raise FieldError(
+                ("inputs", index) if self.inputs else ("steps", 0, "mapper"),
+                "no mapper for this input: give the job a mapper (or the first step), "
+                "or the input its own (inputs: [{uri: ..., mapper: {command: [...]}}])",
             )
         return self
 
     @model_validator(mode="after")
-    def _reducer_matches_reducers(self) -> JobSpec:
-        if self.reducers > 0 and self.reducer is None:
-            raise FieldError(
-                "reducers",
-                f"reducers is {self.reducers} but no 'reducer' is given; add a reducer "
-                "or set reducers: 0 for a map-only job",
-            )
-        if self.reducers == 0 and self.reducer is not None:
-            raise FieldError(
-                "reducer", "reducers is 0 (map-only) but a 'reducer' is given; remove one"
-            )
-        if self.reducers == 0 and self.combiner is not None:
-            raise FieldError(
-                "combiner", "a combiner needs reducers >= 1; a map-only job has no shuffle"
-            )
+    def _steps_consistent(self) -> JobSpec:
+        if self.steps is None:
+            return self
+        for name in _STEP_FIELDS:
+            if name in self.model_fields_set:
+                raise FieldError(
+                    name,
+                    f"with steps:, each step has its own {name}; move the top-level {name} "
+                    "into the step it belongs to",
+                )
+        self.pipeline()  # each step merged with the job's settings obeys a job's rules
         return self
+
+    @property
+    def all_inputs(self) -> list[InputSpec]:
+        """input, or the entries of inputs."""
+        return [self.input] if self.input is not None else list(self.inputs or [])
+
+    def input_name(self, index: int) -> str:
+        """The Trigger-form param name of an input: input, or input_<name or position>."""
+        if self.inputs is None:
+            return "input"
+        return f"input_{self.inputs[index].name or index + 1}"
+
+    @property
+    def output_reducers(self) -> int:
+        """The reducers of the step that writes the output (a run may change them)."""
+        return self.steps[-1].reducers if self.steps else self.reducers
 
     @property
     def map_only(self) -> bool:
-        return self.reducers == 0
+        """The output is written by mappers (the last step is map-only)."""
+        return self.output_reducers == 0
 
     @property
     def only_callables(self) -> bool:
-        """Every step is a Python callable: records keep their types (the JSON codec)."""
-        steps = (self.mapper, self.combiner, self.reducer)
-        return all(s.python for s in steps if s is not None)
+        """Every step, and every input's mapper, is a Python callable: records keep their
+        types through every shuffle (the JSON codec)."""
+        steps: list[JobStep] = list(self.steps) if self.steps else [self]
+        users = [s for step in steps for s in step._user_steps()]
+        users += [spec.mapper for spec in self.all_inputs if spec.mapper is not None]
+        return all(s.python for s in users)
+
+    def pipeline(self) -> list[JobSpec]:
+        """One single-step job per step, with the job's settings: each step's data-plane
+        settings are the job's, deep-merged with those the step sets. Steps after the
+        first read the previous step's output (their input is only nominal here)."""
+        if self.steps is None:
+            return [self]
+        identity = (
+            StepSpec(callable=IDENTITY_CALLABLE)
+            if self.only_callables
+            else StepSpec(command=IDENTITY_COMMAND)
+        )
+        own_fields = {"steps", "input", "inputs", *_STEP_FIELDS}
+        shared = self.model_dump(include=set(JobSpec.model_fields) - own_fields)
+        first_input = self.all_inputs[0]
+        jobs = []
+        for index, step in enumerate(self.steps):
+            own = step.model_dump(exclude_unset=True)
+            merged = deep_merge(shared, own)
+            if index == 0:
+                merged["input"] = self.input
+                merged["inputs"] = self.inputs
+            else:
+                merged["input"] = {"uri": first_input.uri}
+                merged.setdefault("mapper", identity)
+            try:
+                jobs.append(JobSpec.model_validate(merged))
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                cause = (error.get("ctx") or {}).get("error")
+                field = cause.field if isinstance(cause, FieldError) else tuple(error["loc"])
+                raise FieldError(("steps", index, *field), str(cause or error["msg"])) from None
+        return jobs
 
     @property
     def uses_pods(self) -> bool:
@@ -566,7 +791,9 @@ class JobFile(DagSettings, JobSpec):
 
     def job(self) -> JobSpec:
         """The job part, as a MapReduceOperator takes it."""
-        return JobSpec.model_validate(self.model_dump(include=set(JobSpec.model_fields)))
+        # Only the fields set: with steps:, a top-level mapper must stay unset.
+        fields = self.model_dump(include=set(JobSpec.model_fields), exclude_unset=True)
+        return JobSpec.model_validate(fields)
 
 
 def as_utc_datetime(value: dt.date | dt.datetime) -> dt.datetime:

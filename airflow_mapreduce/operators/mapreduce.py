@@ -46,6 +46,11 @@ class MapReduceOperator(TaskGroup):
     :param task_id: the group's id; its tasks are ``<task_id>.plan``, ``<task_id>.map``...
     :param input: file, folder, glob or object prefix to read, e.g. ``s3://logs/{{ ds }}/``
         (templated). A mapping ``{"uri": ..., "split_size": "64MiB"}`` sets the split size.
+    :param inputs: several inputs instead (Hadoop's MultipleInputs): URIs or mappings, each
+        with its own ``mapper`` if it needs one (a reduce-side join).
+    :param steps: a multi-step job (mrjob's MRStep): a list of mappings with ``mapper``,
+        ``combiner``, ``reducer``, ``reducers`` and data-plane settings, instead of those
+        at the top level; each step reads the one before's output.
     :param output: folder or prefix to write (templated).
     :param mapper: argv of a Hadoop Streaming command (a list, or one string split as a
         shell would), ``"package.module:function"`` of a Python generator, or the function.
@@ -122,11 +127,28 @@ def _job_fields(job: JobSpec) -> dict[str, Any]:
 def _shorthands(fields: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """Python spellings of YAML mappings: input as a URI (keeping the job's split size),
     steps as argv or functions."""
-    given = dict(fields)
+    given = _steps_of(dict(fields))
     if isinstance(given.get("input"), str):
         given["input"] = {**base.get("input", {}), "uri": given["input"]}
+    if isinstance(given.get("inputs"), (list, tuple)):
+        given["inputs"] = [
+            {"uri": entry}
+            if isinstance(entry, str)
+            else _steps_of(entry)
+            if isinstance(entry, dict)
+            else entry
+            for entry in given["inputs"]
+        ]
+    if isinstance(given.get("steps"), (list, tuple)):
+        given["steps"] = [_steps_of(s) if isinstance(s, dict) else s for s in given["steps"]]
+    return given
+
+
+def _steps_of(fields: dict[str, Any]) -> dict[str, Any]:
+    """A mapping's mapper/combiner/reducer in their Python spellings made YAML's."""
+    given = dict(fields)
     for name in ("mapper", "combiner", "reducer"):
-        if name in given and given[name] is not None:
+        if given.get(name) is not None:
             given[name] = _step(given[name])
     return given
 

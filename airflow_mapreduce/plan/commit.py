@@ -15,11 +15,16 @@ refuses objects it does not know, as the plan did, unless the job sets overwrite
 from __future__ import annotations
 
 import posixpath
+import re
 
 from airflow_mapreduce.errors import CommitError
 from airflow_mapreduce.plan.history import build_history
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
-from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
+from airflow_mapreduce.plan.manifests import (
+    read_plan,
+    read_task_manifests,
+    step_output_manifests,
+)
 from airflow_mapreduce.plan.output_lease import check_lease, record_writing, release_lease
 from airflow_mapreduce.plan.output_state import (
     OutputContents,
@@ -33,7 +38,6 @@ from airflow_mapreduce.plan.tasks import (
     PartFile,
     PeakMemory,
     RunPlan,
-    ShufflePlan,
     TaskManifest,
     add_counters,
 )
@@ -50,7 +54,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         if committed := _committed_without_plan(files, plan_uri):
             return committed
         raise
-    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    layout = plan.layout
     output = OutputLayout(plan.output_uri)
     if committed := _committed_manifest(files, plan, output):
         # A retried commit whose first try got as far as _SUCCESS: only cleanup is left
@@ -58,25 +62,20 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         release_lease(files, output, plan.dag_id, plan.run_id)
         _clean_up_after_success(files, plan)
         return committed
-    if plan.job.num_partitions == 0:
-        phase, num_tasks = "map", plan.num_map_tasks
-    else:
-        shuffle = ShufflePlan.model_validate_json(files.read_bytes(layout.shuffle_uri))
-        phase, num_tasks = "reduce", shuffle.num_reduce_tasks
-    manifests = read_task_manifests(files, plan, phase, num_tasks, CommitError)
-    map_manifests = (
-        manifests
-        if phase == "map"
-        else read_task_manifests(files, plan, "map", plan.num_map_tasks, CommitError)
-    )
+    _, map_manifests, manifests = _read_step(files, plan)
+    phase = "map" if plan.job.num_partitions == 0 else "reduce"
     counters: Counters = {}
     if phase == "reduce":
         for map_manifest in map_manifests:
             add_counters(counters, map_manifest.counters)
-
-    for manifest in map_manifests:  # checked before the output is touched
+    earlier = _earlier_steps(files, plan)
+    add_counters(counters, _step_counters(earlier))
+    all_maps = [(p, m) for p, maps, _ in earlier for m in maps] + [(plan, m) for m in map_manifests]
+    for step_plan, manifest in all_maps:  # checked before the output is touched
         if manifest.bad_records_uri is not None:
-            _check_own_attempt(layout, "map", manifest, manifest.bad_records_uri, "bad records")
+            _check_own_attempt(
+                step_plan.layout, "map", manifest, manifest.bad_records_uri, "bad records"
+            )
     promotions: list[tuple[PartFile, PartFile]] = []  # (attempt's part, output part)
     for manifest in manifests:
         add_counters(counters, manifest.counters)
@@ -94,7 +93,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
     if contents.unknown and not plan.overwrite_output:
         raise CommitError(describe_unknown(output.root, contents.unknown))
     parts = [dest for _, dest in promotions]
-    dead_letters = _dead_letters(output, map_manifests)
+    dead_letters = _dead_letters(output, all_maps)
     bad_records = [dest for _, dest in dead_letters]
     written = [p.uri for p in parts] + bad_records + [output.history_uri]
     record_writing(files, output, plan.dag_id, plan.run_id, written)
@@ -111,6 +110,7 @@ def commit_run(files: FileSystems, plan_uri: str) -> OutputManifest:
         dag_id=plan.dag_id,
         run_id=plan.run_id,
         input_uri=plan.input_uri,
+        input_uris=plan.input_uris,
         output_uri=plan.output_uri,
         files=parts,
         records=sum(p.records for p in parts),
@@ -158,14 +158,47 @@ def _peak_memory(
     return peaks
 
 
-def _dead_letters(output: OutputLayout, map_manifests: list[TaskManifest]) -> list[tuple[str, str]]:
+def _dead_letters(
+    output: OutputLayout, map_manifests: list[tuple[RunPlan, TaskManifest]]
+) -> list[tuple[str, str]]:
     """(attempt's, output's) URIs of skipped records, which outlive the work area as
-    <output>/_bad_records/map-NNNNN.jsonl."""
+    <output>/_bad_records/map-NNNNN.jsonl (step-K-map-NNNNN.jsonl for a later step's)."""
     return [
-        (manifest.bad_records_uri, output.bad_records_uri(manifest.task_index))
-        for manifest in map_manifests
+        (manifest.bad_records_uri, output.bad_records_uri(manifest.task_index, plan.step))
+        for plan, manifest in map_manifests
         if manifest.bad_records_uri is not None  # checked by commit_run
     ]
+
+
+def _step_counters(earlier: list[_Step]) -> Counters:
+    """Earlier steps' counters, each group named after its step ("step 1: mapper")."""
+    counters: Counters = {}
+    for step_plan, maps, outputs in earlier:
+        for manifest in {id(m): m for m in [*maps, *outputs]}.values():
+            named = {f"step {step_plan.step + 1}: {g}": c for g, c in manifest.counters.items()}
+            add_counters(counters, named)
+    return counters
+
+
+_Step = tuple[RunPlan, list[TaskManifest], list[TaskManifest]]
+
+
+def _earlier_steps(files: FileSystems, plan: RunPlan) -> list[_Step]:
+    """The steps before `plan`'s, first to last."""
+    steps = []
+    uri = plan.previous_plan_uri
+    while uri is not None:
+        steps.append(_read_step(files, read_plan(files, uri)))
+        uri = steps[-1][0].previous_plan_uri
+    return steps[::-1]
+
+
+def _read_step(files: FileSystems, plan: RunPlan) -> _Step:
+    """(plan, map manifests, manifests of the tasks writing the step's output)."""
+    phase, outputs = step_output_manifests(files, plan, CommitError)
+    if phase == "map":
+        return plan, outputs, outputs
+    return plan, read_task_manifests(files, plan, "map", plan.num_map_tasks, CommitError), outputs
 
 
 def _remove_replaced(
@@ -200,6 +233,9 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
     output, so their retried commit fails with the missing plan instead.
     """
     run_root = posixpath.dirname(plan_uri)
+    step = 0
+    if found := re.fullmatch(r"step-(\d+)", posixpath.basename(run_root)):
+        step, run_root = int(found.group(1)) - 1, posixpath.dirname(run_root)
     dag_root = posixpath.dirname(run_root)
     work_root = posixpath.dirname(dag_root)
     if posixpath.basename(work_root) != "_temporary":
@@ -208,7 +244,7 @@ def _committed_without_plan(files: FileSystems, plan_uri: str) -> OutputManifest
     manifest = _read_committed(files, output)
     if manifest is None:
         return None
-    layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id)
+    layout = RunLayout(output.default_work_root, manifest.dag_id, manifest.run_id, step)
     if layout.plan_uri != plan_uri:
         return None
     _remove_run_folder(files, layout)  # finish the interrupted cleanup
@@ -234,7 +270,7 @@ def remove_intermediate(files: FileSystems, plan: RunPlan) -> None:
     work root. A commit retried after a partial cleanup still finds its plan and
     finishes the job.
     """
-    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    layout = plan.layout
     files.remove_many([uri for uri in files.find_all(layout.run_root) if uri != layout.plan_uri])
     files.remove(layout.plan_uri)
     _remove_run_folder(files, layout)

@@ -1,4 +1,5 @@
-"""The one driver of a run: plan -> map -> shuffle (unless map-only) -> reduce -> commit.
+"""The one driver of a run: plan -> map -> shuffle (unless map-only) -> reduce, once per
+step of the job (each step's plan reads the step before's output), then one commit.
 
 Who runs a phase's tasks is the caller's part, `run_tasks(phase, spec_uris)`, which returns
 once every task of the phase is done and raises if one failed: ``airflow-mapreduce run``
@@ -39,11 +40,16 @@ def run_phases(
     `max_reduce_tasks` defaults to the job's; `on_plan` sees the plan before any map runs;
     `run_sample` runs a total-order job's sampler (default: in this process).
     """
-    plan_uri, map_specs, plan = plan_run(files, job, target, run_sample=run_sample)
-    if on_plan is not None:
-        on_plan(plan)
-    run_tasks("map", map_specs)
-    if not job.map_only:
-        limit = job.max_reduce_tasks if max_reduce_tasks is None else max_reduce_tasks
-        run_tasks("reduce", shuffle_run(files, plan_uri, limit))
+    plan_uri: str | None = None
+    for step, step_job in enumerate(job.pipeline()):
+        plan_uri, map_specs, plan = plan_run(
+            files, job, target, step=step, previous_plan_uri=plan_uri, run_sample=run_sample
+        )
+        if on_plan is not None:
+            on_plan(plan)
+        run_tasks("map", map_specs)
+        if not step_job.map_only:
+            limit = step_job.max_reduce_tasks if max_reduce_tasks is None else max_reduce_tasks
+            run_tasks("reduce", shuffle_run(files, plan_uri, limit))
+    assert plan_uri is not None, "a job has at least one step"
     return commit_run(files, plan_uri)

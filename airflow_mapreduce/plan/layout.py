@@ -5,9 +5,12 @@
     <work>/<dag_id>/<run_id>/sample/00000/spec.json | manifest.json (total order's sampler)
     <work>/<dag_id>/<run_id>/map/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
     <work>/<dag_id>/<run_id>/reduce/<task>/spec.json | manifest.json | attempt-<id>/part-<r>
+    <work>/<dag_id>/<run_id>/step-<k>/plan.json | map/ | reduce/ ... (steps 2, 3, ... of a
+        multi-step job: each step's own plan and tasks; the last step's parts are the output)
     <output>/part-00000 ... | part-m-00000 ... (map-only) | _manifest.json | _SUCCESS
     <output>/_job_history.json (per task: what it read and wrote, when; plan/history.py)
     <output>/_IN_PROGRESS (the lease of the run writing it) | _bad_records/map-<task>.jsonl
+    <output>/_bad_records/step-<k>-map-<task>.jsonl (a later step's skipped records)
 
 A task's manifest is written last, after its data; it names the attempt whose files count.
 Workers never write the output: the commit copies the committed attempts' parts there,
@@ -44,6 +47,7 @@ class RunLayout:
     work_root: str
     dag_id: str
     run_id: str
+    step: int = 0  # 0-based step of a multi-step job: where its plan and tasks live
 
     def __post_init__(self) -> None:
         check_writable_root(self.work_root, "work URI")
@@ -53,12 +57,17 @@ class RunLayout:
         return join_uri(self.work_root, safe_key_part(self.dag_id), safe_key_part(self.run_id))
 
     @property
+    def step_root(self) -> str:
+        """The first step's plan and tasks sit in the run's folder (as a one-step job's)."""
+        return self.run_root if self.step == 0 else join_uri(self.run_root, f"step-{self.step + 1}")
+
+    @property
     def plan_uri(self) -> str:
-        return join_uri(self.run_root, "plan.json")
+        return join_uri(self.step_root, "plan.json")
 
     @property
     def shuffle_uri(self) -> str:
-        return join_uri(self.run_root, "shuffle.json")
+        return join_uri(self.step_root, "shuffle.json")
 
     @property
     def shipped_files_dir(self) -> str:
@@ -68,7 +77,7 @@ class RunLayout:
         return join_uri(self.shipped_files_dir, safe_key_part(name))
 
     def phase_dir(self, phase: str) -> str:
-        return join_uri(self.run_root, phase)
+        return join_uri(self.step_root, phase)
 
     @staticmethod
     def task_name(index: int) -> str:
@@ -118,8 +127,9 @@ class OutputLayout:
     def bad_records_root(self) -> str:
         return join_uri(self.root, "_bad_records")
 
-    def bad_records_uri(self, map_task: int) -> str:
-        return join_uri(self.bad_records_root, f"map-{map_task:05d}.jsonl")
+    def bad_records_uri(self, map_task: int, step: int = 0) -> str:
+        prefix = "" if step == 0 else f"step-{step + 1}-"
+        return join_uri(self.bad_records_root, f"{prefix}map-{map_task:05d}.jsonl")
 
     @property
     def success_uri(self) -> str:

@@ -7,7 +7,6 @@ import time
 from pydantic import TypeAdapter, ValidationError
 
 from airflow_mapreduce.errors import MapReduceError, TaskFailedError
-from airflow_mapreduce.plan.layout import RunLayout
 from airflow_mapreduce.plan.task_labels import task_label
 from airflow_mapreduce.plan.tasks import (
     Counters,
@@ -16,6 +15,7 @@ from airflow_mapreduce.plan.tasks import (
     PeakMemory,
     ReduceTaskSpec,
     RunPlan,
+    ShufflePlan,
     TaskManifest,
     TaskSpec,
 )
@@ -35,7 +35,7 @@ def pending_map_specs(files: FileSystems, plan_uri: str) -> tuple[list[str], int
     A manifest present but unreadable is caught by the shuffle's check, which names the task.
     """
     plan = read_plan(files, plan_uri)
-    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    layout = plan.layout
     found = files.find_all(layout.phase_dir("map"))  # .../map/<task>/manifest.json
     done = {uri.rsplit("/", 2)[-2] for uri in found if uri.endswith("/manifest.json")}
     pending = [
@@ -67,7 +67,7 @@ def read_task_manifests(
     error: type[MapReduceError],
 ) -> list[TaskManifest]:
     """Every manifest of a phase, checked against the run; raises `error` naming the task."""
-    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    layout = plan.layout
     manifests = []
     for index in range(num_tasks):
         uri = layout.manifest_uri(phase, index)
@@ -93,6 +93,19 @@ def read_task_manifests(
             )
         manifests.append(manifest)
     return manifests
+
+
+def step_output_manifests(
+    files: FileSystems, plan: RunPlan, error: type[MapReduceError]
+) -> tuple[str, list[TaskManifest]]:
+    """(phase, manifests) of the tasks whose parts are the step's output: its reduce tasks,
+    or its map tasks if it is map-only."""
+    if plan.job.num_partitions == 0:
+        phase, num_tasks = "map", plan.num_map_tasks
+    else:
+        shuffle = ShufflePlan.model_validate_json(files.read_bytes(plan.layout.shuffle_uri))
+        phase, num_tasks = "reduce", shuffle.num_reduce_tasks
+    return phase, read_task_manifests(files, plan, phase, num_tasks, error)
 
 
 def write_task_manifest(

@@ -31,7 +31,8 @@ SHOWN = 20  # unknown objects named in a message
 class OutputManifest(Model):
     dag_id: str
     run_id: str
-    input_uri: str
+    input_uri: str = Field(description="The job's (first) input.")
+    input_uris: list[str] = Field(default_factory=list, description="Every input (inputs:).")
     output_uri: str
     files: list[PartFile]
     records: int

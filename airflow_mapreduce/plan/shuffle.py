@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_mapreduce.errors import ShuffleError
-from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
+from airflow_mapreduce.plan.layout import OutputLayout
 from airflow_mapreduce.plan.manifests import read_plan, read_task_manifests
 from airflow_mapreduce.plan.tasks import ReduceTaskSpec, ShufflePlan
 from airflow_mapreduce.storage import FileSystems
@@ -18,7 +18,7 @@ def partition_groups(num_partitions: int, max_tasks: int) -> list[list[int]]:
 
 def shuffle_run(files: FileSystems, plan_uri: str, max_reduce_tasks: int) -> list[str]:
     plan = read_plan(files, plan_uri)
-    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    layout = plan.layout
     manifests = read_task_manifests(files, plan, "map", plan.num_map_tasks, ShuffleError)
     num_partitions = plan.job.num_partitions
 

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer
 from airflow_mapreduce.job.base import Model
 from airflow_mapreduce.job.dataplane import DataPlane
 from airflow_mapreduce.job.models import JobSpec, StepSpec
+from airflow_mapreduce.plan.layout import RunLayout
 
 Counters = dict[str, dict[str, int]]
 MIB = 1 << 20
@@ -37,10 +38,26 @@ class StagedFile(Model):
     executable: bool = Field(default=False, description="A local source with an x bit.")
 
 
-class JobRuntime(Model):
-    """What a worker needs of the job: user code and the shape of the shuffle. No secrets."""
+class MapInput(Model):
+    """One of a job's inputs (inputs:), as the map tasks reading it see it."""
 
+    name: str = Field(description="Its name, or position from 1: mapreduce_map_input_name.")
     mapper: StepSpec
+
+
+class JobRuntime(Model):
+    """What a worker needs of one step of the job: user code and the shape of the shuffle.
+    No secrets."""
+
+    mapper: StepSpec | None = Field(description="None: every input has its own (inputs).")
+    inputs: list[MapInput] = Field(
+        default_factory=list, description="inputs: (the first step only); InputSplit.input."
+    )
+    input_pairs: bool = Field(
+        default=False,
+        description="A later step's Python mapper: called with the previous step's "
+        "(key, value), not (None, line).",
+    )
     combiner: StepSpec | None = None
     reducer: StepSpec | None = None
     num_partitions: int = Field(ge=0)
@@ -58,19 +75,36 @@ class JobRuntime(Model):
     split_points: list[KeyBytes] | None = None
 
     @classmethod
-    def from_job(cls, job: JobSpec, num_partitions: int) -> JobRuntime:
+    def from_job(
+        cls, job: JobSpec, num_partitions: int, *, only_callables: bool | None = None
+    ) -> JobRuntime:
+        """A step's runtime; `only_callables` is the whole pipeline's (one codec for all)."""
+        inputs = [
+            MapInput(name=spec.name or str(index + 1), mapper=spec.mapper or job.mapper)
+            for index, spec in enumerate(job.inputs or [])
+            if (spec.mapper or job.mapper) is not None
+        ]
+        every_callable = job.only_callables if only_callables is None else only_callables
         return cls(
             mapper=job.mapper,
+            inputs=inputs,
             combiner=job.combiner,
             reducer=job.reducer,
             num_partitions=num_partitions,
-            codec="json" if job.only_callables else "raw",
+            codec="json" if every_callable else "raw",
             dataplane=DataPlane.model_validate(job, from_attributes=True),
         )
+
+    def mapper_of(self, input_index: int) -> StepSpec:
+        """The mapper of the job's input number `input_index` (InputSplit.input)."""
+        mapper = self.inputs[input_index].mapper if self.inputs else self.mapper
+        assert mapper is not None, "JobSpec checks that every input has a mapper"
+        return mapper
 
 
 class InputSplit(Model):
     uri: str
+    input: int = Field(default=0, ge=0, description="Which of the job's inputs it is of.")
     offset: int = Field(ge=0)
     length: int | None = Field(default=None, description="None: the whole (compressed) file.")
     compression: str | None = None
@@ -95,6 +129,11 @@ class MapTaskSpec(Model):
     def storage_uris(self) -> list[str]:
         """Every place the task reads or writes (which storage it needs credentials for)."""
         return [*(s.uri for s in self.splits), self.task_dir, *filter(None, [self.output_uri])]
+
+    @property
+    def input_index(self) -> int:
+        """Which of the job's inputs its splits are of (the plan gives a task one)."""
+        return self.splits[0].input if self.splits else 0
 
 
 class ReduceTaskSpec(Model):
@@ -179,9 +218,13 @@ class TaskManifest(Model):
 
 
 class RunPlan(Model):
+    """One step's plan (a one-step job has one): where it reads, writes and works."""
+
     dag_id: str
     run_id: str
-    input_uri: str
+    input_uris: list[str] = Field(
+        min_length=1, description="The job's inputs; a later step reads the previous one's."
+    )
     output_uri: str
     work_uri: str
     keep_intermediate: bool
@@ -193,6 +236,26 @@ class RunPlan(Model):
     skipped_inputs: list[str] = Field(
         default_factory=list, description="Hidden objects ('_' or '.' names) under the input."
     )
+    step: int = Field(default=0, ge=0, description="0-based step of a multi-step job.")
+    num_steps: int = Field(default=1, ge=1)
+    previous_plan_uri: str | None = Field(
+        default=None, description="The plan of the step before, whose output this one reads."
+    )
+
+    @property
+    def input_uri(self) -> str:
+        """The (first) input of the job."""
+        return self.input_uris[0]
+
+    @property
+    def layout(self) -> RunLayout:
+        """Where this step's objects live in the work area."""
+        return RunLayout(self.work_uri, self.dag_id, self.run_id, self.step)
+
+    @property
+    def is_final_step(self) -> bool:
+        """It writes the job's output (its parts are what the commit publishes)."""
+        return self.step == self.num_steps - 1
 
 
 class ShufflePlan(Model):

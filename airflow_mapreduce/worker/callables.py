@@ -41,3 +41,8 @@ class ReduceBy:
 
     def __call__(self, key: Any, values: Iterable[Any]) -> tuple[tuple[Any, Any]]:
         return ((key, functools.reduce(self.function, values)),)
+
+
+def identity_mapper(key: Any, value: Any) -> Iterable[tuple[Any, Any]]:
+    """The mapper of a later step that names none: each record passes on unchanged."""
+    yield key, value

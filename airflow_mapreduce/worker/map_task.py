@@ -55,7 +55,11 @@ def task_env(spec: MapTaskSpec) -> dict[str, str]:
     streaming.per_split_env (a process per split, see split_env)."""
     if len(spec.splits) == 1:
         return split_env(spec, spec.splits[0])
-    return {"mapreduce_task_ismap": "true", "mapreduce_task_partition": str(spec.task_index)}
+    return {
+        "mapreduce_task_ismap": "true",
+        "mapreduce_task_partition": str(spec.task_index),
+        **_input_name_env(spec),
+    }
 
 
 def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
@@ -66,7 +70,15 @@ def split_env(spec: MapTaskSpec, split: InputSplit) -> dict[str, str]:
         "mapreduce_map_input_file": split.uri,
         "mapreduce_map_input_start": str(split.offset),
         "mapreduce_map_input_length": str(split.length if split.length is not None else -1),
+        **_input_name_env(spec),
     }
+
+
+def _input_name_env(spec: MapTaskSpec) -> dict[str, str]:
+    """Which of the job's inputs (inputs:) the task reads, by its param name."""
+    if not spec.job.inputs:
+        return {}
+    return {"mapreduce_map_input_name": spec.job.inputs[spec.input_index].name}
 
 
 def run_map_task(files: FileSystems, spec: MapTaskSpec) -> TaskManifest:
@@ -103,7 +115,8 @@ def _run(
     codec = Codec(spec.job.codec)
     fmt = RecordFormat.of(spec.job)
     env = job_env(spec, attempt)
-    mapper = Step(spec.job.mapper, "mapper", codec, fmt, counters, env, skip_mode=skip_mode)
+    mapper = Step(spec.job.mapper_of(spec.input_index), "mapper", codec, fmt, counters, env,
+                  skip_mode=skip_mode, input_pairs=spec.job.input_pairs)  # fmt: skip
     dead = DeadLetters(dataplane.bad_records, "mapper")
     attempt_dir = RunLayout.attempt_dir_of(spec.task_dir, attempt)
     source = _InputCounter()
@@ -161,7 +174,7 @@ def _map_splits(
     def blocks_of(split: InputSplit) -> Iterator[tuple[int, bytes]]:
         return source.blocks(files, split)
 
-    if spec.job.mapper.command is None or not spec.job.dataplane.streaming.per_split_env:
+    if mapper.spec.command is None or not spec.job.dataplane.streaming.per_split_env:
         mapper.map_splits(spec.splits, blocks_of, task_env(spec), dead, jsonlines, sink)
         return
     for split in spec.splits:

@@ -127,7 +127,7 @@ def _sample(
     wanted = KEYS_PER_SAMPLE * sum(piece.records for piece in spec.pieces)
     cap = min(MAX_KEYS, max(MIN_KEYS, wanted))
     sample = KeySample(fmt, cap)
-    mapper = Step(job.mapper, "mapper", Codec(job.codec), fmt, info.counters, {
+    env = {
         **dataplane.streaming.cmdenv,
         "mapreduce_job_name": spec.dag_id,
         "mapreduce_job_id": spec.run_id,
@@ -135,24 +135,30 @@ def _sample(
         "mapreduce_task_attempt_id": "sample",
         "stream_map_output_field_separator": dataplane.streaming.separator,
         "stream_num_map_output_key_fields": str(dataplane.streaming.key_fields),
-    }, skip_mode=skip_mode)  # fmt: skip
+    }
+    mappers = {
+        index: Step(job.mapper_of(index), "mapper", Codec(job.codec), fmt, info.counters,
+                    env, skip_mode=skip_mode, input_pairs=job.input_pairs)
+        for index in {piece.split.input for piece in spec.pieces}
+    }  # fmt: skip
     dead = DeadLetters(dataplane.bad_records, "mapper")
     jsonlines = dataplane.formats.input == "jsonlines"
     reader = _PieceReader(files, time.monotonic() + spec.max_seconds)
-    # One run of the mapper per input object, over all of its pieces.
+    # One run of the mapper (its input's) per input object, over all of its pieces.
     for uri, group in itertools.groupby(spec.pieces, key=lambda piece: piece.split.uri):
         pieces = list(group)
         if reader.stopped:
             break
         span = _span(uri, pieces)
-        env = {
+        split_env = {
             "mapreduce_task_ismap": "true",
             "mapreduce_task_partition": "0",
             "mapreduce_map_input_file": uri,
             "mapreduce_map_input_start": str(span.offset),
             "mapreduce_map_input_length": str(span.length if span.length is not None else -1),
         }
-        mapper.map_into(reader.blocks(pieces), span, env, dead, jsonlines, sample)
+        mapper = mappers[span.input]
+        mapper.map_into(reader.blocks(pieces), span, split_env, dead, jsonlines, sample)
     return sample, reader.records, reader.stopped
 
 

@@ -59,8 +59,11 @@ class Step:
         env: Mapping[str, str] | None = None,
         skip_mode: bool = False,
         where: str | None = None,
+        input_pairs: bool = False,
     ) -> None:
         self.spec = spec
+        # A later step's Python mapper takes the previous step's (key, value) records.
+        self.input_pairs = input_pairs
         # What a combiner or reducer runs on, for messages (a mapper names its split).
         self.where = where
         self.skip_mode = skip_mode  # a streaming mapper's crashes are narrowed down
@@ -161,9 +164,13 @@ class Step:
         batch_mapper = reporter.is_batch_mapper(function)
         # How one record is passed when records are called one by one.
         one: Callable[[Any], Any] = (lambda v: [v]) if batch_mapper else (lambda v: (None, v))
+        if self.input_pairs and not batch_mapper:
+            one = tuple  # the record is already (key, value)
         for start, block in blocks:
             items = list(_json_items(block, start, split, dead)) if jsonlines else None
             values = [value for _, _, value in items] if items is not None else _text_lines(block)
+            if self.input_pairs:
+                values = _as_pairs(values, jsonlines, self.fmt.separator.decode())
             size = BATCH_RECORDS if batch_mapper else RECORD_CHUNK
             for first in range(0, len(values), size):
                 chunk = values[first : first + size]
@@ -176,6 +183,10 @@ class Step:
                     if batch_mapper:
                         result = function(chunk)
                         pairs = result if isinstance(result, Mapping) else list(result)
+                    elif self.input_pairs:
+                        pairs = list(
+                            itertools.chain.from_iterable(itertools.starmap(function, chunk))
+                        )
                     else:
                         pairs = list(itertools.chain.from_iterable(map(function, _NONE, chunk)))
                 except Exception:
@@ -464,6 +475,23 @@ def _records(
     if not jsonlines:
         return list(split_lines(block, start))
     return [(offset, line) for offset, line, _ in _json_items(block, start, split, dead)]
+
+
+_chained = itertools.chain.from_iterable
+
+
+def _as_pairs(values: list[Any], jsonlines: bool, separator: str) -> list[Any]:
+    """The previous step's records as (key, value): its {"key", "value"} JSON lines, or
+    its key<separator>value text lines (a line without one is all key, as in Hadoop)."""
+    if jsonlines:
+        return [
+            (v.get("key"), v.get("value")) if isinstance(v, dict) else (None, v) for v in values
+        ]
+    pairs = []
+    for line in values:
+        key, _, value = line.partition(separator)
+        pairs.append((key, value))
+    return pairs
 
 
 def _text_lines(block: bytes) -> list[str]:

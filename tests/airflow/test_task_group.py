@@ -31,7 +31,7 @@ def test_the_operator_slots_between_other_tasks() -> None:
         "counting.reduce", "counting.commit", "load",
     ]  # fmt: skip
     plan = dag.get_task("counting.plan")
-    assert plan.input_uri == "s3://b/in/" and plan.job_name == "counting"
+    assert plan.input_uris == ["s3://b/in/"] and plan.job_name == "counting"
     # The shuffle also reads the plan's URI from XCom, hence both upstreams.
     assert dag.get_task("counting.shuffle").upstream_task_ids == {"counting.map", "counting.plan"}
     assert counting.output.operator is dag.get_task("counting.commit")

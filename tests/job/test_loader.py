@@ -32,7 +32,8 @@ def problems_of(text: str) -> list[str]:
 )
 def test_example_jobs_are_valid(path: Path) -> None:
     job = load_job_file(path)
-    assert job.input.uri.startswith((f"file://{path.parent}/", "s3://"))
+    for entry in job.all_inputs:
+        assert entry.uri.startswith((f"file://{path.parent}/", "s3://"))
 
 
 def test_relative_paths_resolve_next_to_the_file(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def planned(tmp_path: Path) -> tuple[FileSystems, str, RunLayout]:
         (tmp_path / "in" / f"f{i}.txt").parent.mkdir(exist_ok=True)
         (tmp_path / "in" / f"f{i}.txt").write_text(f"line {i}\n" * 5)
     files = FileSystems()
-    target = RunTarget("wc", "run-1", f"file://{tmp_path}/in", f"file://{tmp_path}/out", None, 3, 4)
+    target = RunTarget("wc", "run-1", (f"file://{tmp_path}/in",), f"file://{tmp_path}/out", None, 3, 4)
     plan_uri, map_specs, _ = plan_run(files, JOB, target)
     assert len(map_specs) == 4  # 6 files, capped at max_map_tasks
     for uri in map_specs:
@@ -91,7 +91,7 @@ def test_task_specs_name_every_place_their_task_touches(planned, tmp_path) -> No
         "dag_id: mo\ninput: {uri: x}\nmapper: {command: [cat]}\nreducers: 0\noutput: x\n"
     )
     target = RunTarget(
-        "mo", "r", f"file://{tmp_path}/in", "memory://mo/out", f"file://{tmp_path}/w", 0, 2
+        "mo", "r", (f"file://{tmp_path}/in",), "memory://mo/out", f"file://{tmp_path}/w", 0, 2
     )
     _, [map_uri, *_], _ = plan_run(files, map_only, target)
     map_spec = read_task_spec(files, map_uri)

@@ -210,7 +210,7 @@ def test_an_input_smaller_than_the_sample_is_read_once_whole(tmp_path: Path) -> 
 def plan(tmp_path: Path, extra: str, reducers: int, **kwargs: Any) -> list[MapTaskSpec]:
     job = parse_job_text(job_yaml("plan_total_order", extra, reducers=reducers))
     target = RunTarget(
-        "plan_total_order", "r1", f"file://{tmp_path}/in", f"file://{tmp_path}/out", None,
+        "plan_total_order", "r1", (f"file://{tmp_path}/in",), f"file://{tmp_path}/out", None,
         reducers, 8,
     )  # fmt: skip
     files = FileSystems()
@@ -237,7 +237,7 @@ def test_a_failing_sampler_fails_the_plan_with_what_the_mapper_said(tmp_path: Pa
     body = job_yaml("sampler_fails", "", reducers=2).replace("mapper: {command: [cat]}", failing)
     job = parse_job_text(body)
     target = RunTarget(
-        "sampler_fails", "r", f"file://{tmp_path}/in", f"file://{tmp_path}/o", None, 2, 4
+        "sampler_fails", "r", (f"file://{tmp_path}/in",), f"file://{tmp_path}/o", None, 2, 4
     )
     with pytest.raises(PlanError, match=r"(?s)failed with exit code 1.*boom in the mapper"):
         plan_run(FileSystems(), job, target, run_sample=SampleWorker(str(tmp_path)))
@@ -252,7 +252,7 @@ def test_a_hanging_mapper_is_killed_past_the_time_bound(
     body = job_yaml("sampler_hangs", "", reducers=2).replace("mapper: {command: [cat]}", hanging)
     job = parse_job_text(body.replace("samples: 2000", "samples: 2000, sample_seconds: 1"))
     target = RunTarget(
-        "sampler_hangs", "r", f"file://{tmp_path}/in", f"file://{tmp_path}/o", None, 2, 4
+        "sampler_hangs", "r", (f"file://{tmp_path}/in",), f"file://{tmp_path}/o", None, 2, 4
     )
     started = time.monotonic()
     with pytest.raises(PlanError, match=r"ran longer than partitioner\.sample_seconds"):

@@ -101,7 +101,7 @@ class QueuedRun:
         """Run the job; the output's word counts. While the maps run, `during(progress)` is
         polled until it returns True (chaos done)."""
         target = RunTarget(
-            "chaos", "run-1", f"file://{self.input}", f"file://{self.tmp}/out", None, 3, 64
+            "chaos", "run-1", (f"file://{self.input}",), f"file://{self.tmp}/out", None, 3, 64
         )
 
         def run_tasks(phase: Phase, spec_uris: list[str]) -> None:

@@ -54,7 +54,7 @@ def test_pull_worker_runs_every_queued_map_task_without_airflow(
         "reducer: {command: [cat]}\n"
         "reducers: 2\noutput: x\n"
     )
-    target = RunTarget("wc", "r1", f"file://{tmp_path}/in", f"file://{tmp_path}/out", None, 2, 8)
+    target = RunTarget("wc", "r1", (f"file://{tmp_path}/in",), f"file://{tmp_path}/out", None, 2, 8)
     _, spec_uris, _ = plan_run(FileSystems(), job, target)
     assert len(spec_uris) == 3
     queue = open_queue(queue_server.url, f"pull-{uuid.uuid4().hex[:8]}")

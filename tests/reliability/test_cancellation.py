@@ -51,7 +51,7 @@ def test_on_kill_stops_worker_and_mapper(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("some words\n")
     job = parse_job_text(ENDLESS_JOB)
     target = RunTarget(
-        "endless", "r", f"file://{tmp_path}/in.txt", f"file://{tmp_path}/out", None, 0, 1
+        "endless", "r", (f"file://{tmp_path}/in.txt",), f"file://{tmp_path}/out", None, 0, 1
     )
     _, [spec_uri], _ = plan_run(FileSystems(), job, target)
     operator = LocalWorkerOperator(

@@ -58,7 +58,7 @@ def planned(
     files: FileSystems, input_uri: str, root: str, run_id: str = "r1", job: str = CALLABLE_JOB
 ):  # type: ignore[no-untyped-def]
     spec = parse_job_text(job)
-    target = RunTarget(spec.dag_id, run_id, input_uri, f"{root}/out", None, spec.reducers, 3)
+    target = RunTarget(spec.dag_id, run_id, (input_uri,), f"{root}/out", None, spec.reducers, 3)
     # Each test's runs are over before the next plans (the lease of an earlier one is stale).
     plan_uri, map_specs, _ = plan_run(files, spec, target, is_running=lambda lease: False)
     return plan_uri, map_specs
@@ -199,7 +199,7 @@ def test_failed_run_keeps_intermediate_until_the_janitor_removes_it(
         target = RunTarget(
             spec.dag_id,
             run_id,
-            f"file://{small_corpus.folder}",
+            (f"file://{small_corpus.folder}",),
             f"file://{tmp_path}/out-{run_id}",
             work,
             2,
@@ -253,7 +253,7 @@ def test_run_ids_and_dag_ids_stay_inside_the_work_root() -> None:
 
 def test_input_with_an_odd_scheme_is_rejected(tmp_path: Path) -> None:
     spec = parse_job_text(WORDCOUNT_JOB)
-    target = RunTarget(spec.dag_id, "r", "http://127.0.0.1:9/x", f"file://{tmp_path}/o", None, 3, 2)
+    target = RunTarget(spec.dag_id, "r", ("http://127.0.0.1:9/x",), f"file://{tmp_path}/o", None, 3, 2)
     with pytest.raises(PlanRefusedError, match="unsupported URL scheme 'http'"):
         plan_run(FileSystems(), spec, target)
 

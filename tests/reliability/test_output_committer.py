@@ -234,7 +234,7 @@ def test_a_run_whose_lease_was_taken_over_does_not_commit(job_dir: Path) -> None
     files = FileSystems()
 
     def planned(run_id: str) -> str:
-        target = RunTarget(job.dag_id, run_id, job.input.uri, job.output, None, 3, 2)
+        target = RunTarget(job.dag_id, run_id, (job.input.uri,), job.output, None, 3, 2)
         plan_uri, specs, _ = plan_run(files, job, target, is_running=lambda lease: False)
         for spec in specs:
             subprocess.run(
@@ -291,7 +291,7 @@ def test_a_killed_commit_is_cleaned_up_by_its_retry(job_dir: Path, kill_at: str)
     retried commit leaves exactly the objects of a clean run."""
     job = load_job_file(job_dir / "job.yaml")
     files = FileSystems()
-    target = RunTarget(job.dag_id, "r", job.input.uri, job.output, None, 3, 2)
+    target = RunTarget(job.dag_id, "r", (job.input.uri,), job.output, None, 3, 2)
     plan_uri, specs, _ = plan_run(files, job, target)
     from airflow_mapreduce.plan.shuffle import shuffle_run
 
@@ -335,7 +335,7 @@ def test_the_python_api_gets_the_same_canonical_form(
     from airflow_mapreduce.errors import PlanError
 
     job = load_job_file(job_dir / "job.yaml")
-    target = RunTarget(job.dag_id, "r", job.input.uri, output, None, 3, 2)
+    target = RunTarget(job.dag_id, "r", (job.input.uri,), output, None, 3, 2)
     with pytest.raises(PlanError, match=message) as info:
         plan_run(FileSystems(), job, target)
     assert "Zq9" not in str(info.value) and "AKIAKEY" not in str(info.value)

@@ -50,7 +50,7 @@ class FaultyRun:
 
     def run(self, input_uri: str, output_uri: str) -> str:
         job = parse_job_text(WORDCOUNT_JOB)
-        target = RunTarget("wc_faults", "manual__1", input_uri, output_uri, None, 3, 4)
+        target = RunTarget("wc_faults", "manual__1", (input_uri,), output_uri, None, 3, 4)
         plan_uri, map_specs, _ = plan_run(self.files, job, target)
         plan = read_plan(self.files, plan_uri)
         layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)

@@ -105,7 +105,7 @@ def plan(tmp_path: Path, kind: str, **more: Any):  # type: ignore[no-untyped-def
     jobs = write_shipped_jobs(tmp_path / "job")
     (jobs.folder / "job.yaml").write_text(job_yaml("shipped_plan", kind, **more))
     job = load_job_file(jobs.folder / "job.yaml")
-    target = RunTarget(job.dag_id, "run-1", job.input.uri, job.output, None, 2, 4)
+    target = RunTarget(job.dag_id, "run-1", (job.input.uri,), job.output, None, 2, 4)
     return jobs, plan_run(FileSystems(), job, target)
 
 
@@ -142,7 +142,7 @@ def test_a_local_file_removed_after_loading_fails_the_plan(tmp_path: Path) -> No
     (jobs.folder / "job.yaml").write_text(job_yaml("shipped_plan", "streaming"))
     job = load_job_file(jobs.folder / "job.yaml")
     (jobs.folder / "tables" / "stop.txt").unlink()
-    target = RunTarget(job.dag_id, "run-1", job.input.uri, job.output, None, 2, 4)
+    target = RunTarget(job.dag_id, "run-1", (job.input.uri,), job.output, None, 2, 4)
     with pytest.raises(PlanError, match=r"^files\[0\] \(stopwords.txt\): shipped file file://"):
         plan_run(FileSystems(), job, target)
 

@@ -20,7 +20,7 @@ def test_worker_runs_map_tasks_with_airflow_unimportable(tmp_path: Path) -> None
         "reducers: 1\noutput: x\n"
     )
     target = RunTarget(
-        "wc", "r1", f"file://{tmp_path}/in.txt", f"file://{tmp_path}/out", None, 1, 1
+        "wc", "r1", (f"file://{tmp_path}/in.txt",), f"file://{tmp_path}/out", None, 1, 1
     )
     _, [spec_uri], _ = plan_run(FileSystems(), job, target)
     result = subprocess.run(

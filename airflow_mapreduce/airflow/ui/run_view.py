@@ -222,7 +222,7 @@ def _history(
     except MissingObjectError:
         view.problems.append(f"the plan {plan_uri} is gone (the run was cleaned up)")
         return None, None
-    layout = RunLayout(plan.work_uri, plan.dag_id, plan.run_id)
+    layout = plan.layout
     maps = _manifests(files, layout, "map")
     reduces = _manifests(files, layout, "reduce")
     try:
