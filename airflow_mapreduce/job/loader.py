@@ -27,6 +27,7 @@ from airflow_mapreduce.job.imports import missing_modules
 from airflow_mapreduce.job.models import (
     DAG_ID_PATTERN,
     IMAGE_PATTERN,
+    INPUT_NAME_PATTERN,
     K8S_NAME_PATTERN,
     JobFile,
     JobSpec,
@@ -259,6 +260,8 @@ _PATTERNS = {
     DAG_ID_PATTERN: "letters, digits, '_', '.' and '-' only (no spaces)",
     K8S_NAME_PATTERN: "a Kubernetes name: lowercase letters, digits, '-' and '.'",
     IMAGE_PATTERN: "a container image like registry.example/jobs:1.4 (no spaces)",
+    INPUT_NAME_PATTERN: "a name of letters, digits and '_', starting with a letter, at most "
+    "63 characters (e.g. events)",
     ENV_NAME_PATTERN: "an environment variable name: letters, digits and '_', not starting "
     "with a digit",
 }

@@ -57,6 +57,8 @@ Backend = Literal["local", "kubernetes", "kubernetes_job", "local_pool"]
 MAX_REDUCERS = 100_000
 MAX_TASKS = 100_000  # map tasks, reduce tasks, tasks at once
 
+# An input's name: a part of its Trigger-form param's name (input_<name>).
+INPUT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
 # Kubernetes object names (DNS-1123 subdomain).
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
@@ -222,7 +224,7 @@ class InputSpec(Model):
     )
     name: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$",
+        pattern=INPUT_NAME_PATTERN,
         description="inputs: only: names the input's Trigger-form param (input_<name>) and "
         "its streaming env mapreduce_map_input_name; default: its position (1, 2, ...).",
     )

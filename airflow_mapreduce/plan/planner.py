@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
-from airflow_mapreduce.errors import PlanError, PlanRefusedError
+from airflow_mapreduce.errors import CommitError, PlanError, PlanRefusedError
 from airflow_mapreduce.job.models import JobSpec
 from airflow_mapreduce.plan.layout import OutputLayout, RunLayout
 from airflow_mapreduce.plan.manifests import read_plan, step_output_manifests
@@ -111,7 +111,10 @@ def plan_run(
         files.remove(output.success_uri)
         files.remove(layout.run_root, recursive=True)
     else:
-        check_lease(files, output, target.dag_id, target.run_id)
+        try:  # the lease step 1 took: another run may have taken the output over since
+            check_lease(files, output, target.dag_id, target.run_id)
+        except CommitError as exc:  # the same again on a retry: refused, not retried
+            raise PlanRefusedError(str(exc)) from None
         previous = _previous_plan(files, target, step, previous_plan_uri)
         planned = _previous_output(files, previous, step_job, target.max_map_tasks)
         runtime = runtime.model_copy(update={"files": previous.job.files})  # staged once

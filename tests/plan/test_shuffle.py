@@ -28,7 +28,9 @@ def planned(tmp_path: Path) -> tuple[FileSystems, str, RunLayout]:
         (tmp_path / "in" / f"f{i}.txt").parent.mkdir(exist_ok=True)
         (tmp_path / "in" / f"f{i}.txt").write_text(f"line {i}\n" * 5)
     files = FileSystems()
-    target = RunTarget("wc", "run-1", (f"file://{tmp_path}/in",), f"file://{tmp_path}/out", None, 3, 4)
+    target = RunTarget(
+        "wc", "run-1", (f"file://{tmp_path}/in",), f"file://{tmp_path}/out", None, 3, 4
+    )
     plan_uri, map_specs, _ = plan_run(files, JOB, target)
     assert len(map_specs) == 4  # 6 files, capped at max_map_tasks
     for uri in map_specs:

@@ -253,7 +253,9 @@ def test_run_ids_and_dag_ids_stay_inside_the_work_root() -> None:
 
 def test_input_with_an_odd_scheme_is_rejected(tmp_path: Path) -> None:
     spec = parse_job_text(WORDCOUNT_JOB)
-    target = RunTarget(spec.dag_id, "r", ("http://127.0.0.1:9/x",), f"file://{tmp_path}/o", None, 3, 2)
+    target = RunTarget(
+        spec.dag_id, "r", ("http://127.0.0.1:9/x",), f"file://{tmp_path}/o", None, 3, 2
+    )
     with pytest.raises(PlanRefusedError, match="unsupported URL scheme 'http'"):
         plan_run(FileSystems(), spec, target)
 

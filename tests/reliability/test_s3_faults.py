@@ -78,7 +78,9 @@ def s3_word_counts(fs: s3fs.S3FileSystem, out: str) -> collections.Counter[str]:
 
 def run_job(files: FileSystems, bucket: str, env: dict[str, str], during_reduce=None) -> None:  # type: ignore[no-untyped-def]
     job = parse_job_text(WORDCOUNT_JOB)
-    target = RunTarget(job.dag_id, "r1", (f"s3://{bucket}/input/",), f"s3://{bucket}/out", None, 3, 4)
+    target = RunTarget(
+        job.dag_id, "r1", (f"s3://{bucket}/input/",), f"s3://{bucket}/out", None, 3, 4
+    )
     plan_uri, map_specs, _ = plan_run(files, job, target)
     run_workers(map_specs, env)
     run_workers(shuffle_run(files, plan_uri, 3), env, during=during_reduce)
