@@ -36,7 +36,8 @@ def peak_kib():
 job_text, input_uri, output_uri = sys.argv[1:4]
 job = parse_job_text(job_text)
 files = FileSystems()
-plan_uri, maps, _ = plan_run(files, job, RunTarget("mem", "r", (input_uri,), output_uri, None, 1, 1))
+target = RunTarget("mem", "r", (input_uri,), output_uri, None, 1, 1)
+plan_uri, maps, _ = plan_run(files, job, target)
 manifests = [run_task(uri, files) for uri in maps]
 manifests += [run_task(uri, files) for uri in shuffle_run(files, plan_uri, 1)]
 result = commit_run(files, plan_uri)
