@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from tests.example_references import (
+    events_by_country,
+    output_lines,
+    top_words,
+    write_users_and_events,
+)
 from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,3 +55,26 @@ def test_word_count_dag_matches_counter(airflow_db, word_corpus, tmp_path, capfd
         assert (phase["commands_bytes"] > 0) == (dag_id == "wordcount")
     logged = capfd.readouterr()
     assert "peak memory of map tasks: up to" in logged.out + logged.err
+
+
+def test_the_top_words_dag_runs_both_steps_in_one_run(airflow_db, word_corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dag = DagBag(str(REPO / "dags")).get_dag("top_words")
+    output = tmp_path / "top"
+    run = dag.test(run_conf={"input": f"file://{word_corpus.folder}", "output": str(output)})
+    assert run.state == "success"
+    assert (output / "part-00000").read_text().splitlines() == top_words(word_corpus.folder)
+    assert mapped_task_count("top_words", run.run_id, "step_1.map") >= 4
+    assert mapped_task_count("top_words", run.run_id, "step_1.reduce") == 3
+    assert mapped_task_count("top_words", run.run_id, "step_2.reduce") == 1
+    assert not (output / "_temporary").exists()
+
+
+def test_the_join_dag_takes_a_param_per_input(airflow_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    users, events = write_users_and_events(tmp_path / "data")
+    dag = DagBag(str(REPO / "dags")).get_dag("events_by_country")
+    assert {"input_users", "input_events"} <= set(dag.params) and "input" not in dag.params
+    output = tmp_path / "joined"
+    conf = {"input_users": str(users), "input_events": f"file://{events}", "output": str(output)}
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert output_lines(output) == events_by_country(users, events)
