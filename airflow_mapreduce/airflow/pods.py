@@ -9,7 +9,8 @@ from airflow.sdk import DAG
 
 
 def render_worker_pods(dag: DAG, run_id: str = "manual__render") -> dict[str, dict[str, Any]]:
-    """{"map": pod, "reduce": pod} as the API server would receive them, for map_index 0.
+    """{"map": pod, "reduce": pod} as the API server would receive them, for map_index 0
+    (a multi-step job: {"step_1.map": pod, "step_1.reduce": pod, "step_2.map": ...}).
 
     Uses the operator's own pod-building code (build_pod_request_obj, dry run), so what is
     rendered is what a run would submit, apart from the task-spec URI in the arguments.
@@ -17,8 +18,8 @@ def render_worker_pods(dag: DAG, run_id: str = "manual__render") -> dict[str, di
     from kubernetes.client import ApiClient
 
     pods: dict[str, dict[str, Any]] = {}
-    for task_id in ("map", "reduce"):
-        if task_id not in dag.task_dict:
+    for task_id in dag.task_dict:
+        if task_id.rsplit(".", 1)[-1] not in ("map", "reduce"):
             continue
         mapped = dag.get_task(task_id)
         spec_uri = f"<work>/{dag.dag_id}/{run_id}/{task_id}/00000/spec.json"
