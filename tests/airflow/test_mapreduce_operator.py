@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from tests.example_references import (
+    events_by_country,
+    output_lines,
+    top_words,
+    write_users_and_events,
+)
 from tests.wordcount import output_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -86,3 +92,61 @@ def test_a_python_dag_runs_the_operator_and_uses_its_output(  # type: ignore[no-
     assert manifest["dag_id"] == "python_pipeline.streaming"  # the job inside the DAG
     assert manifest["records"] == len(word_corpus.counts)
     assert not (out_streaming / "_temporary").exists()
+
+
+STEPS_DAG_FILE = """
+from airflow.sdk import DAG
+
+from airflow_mapreduce import MapReduceOperator
+
+TOP = "mapreduce_jobs.top_words:"
+TAG = ["python3", "mapreduce_jobs/join/tag.py"]
+
+with DAG("python_steps_and_inputs", schedule=None):
+    top = MapReduceOperator(
+        task_id="top",
+        job_dir={dags!r},
+        input={text!r},
+        output={out_top!r},
+        steps=[
+            {{"mapper": TOP + "mapper", "combiner": TOP + "sum_counts",
+              "reducer": TOP + "sum_counts", "reducers": 2}},
+            {{"mapper": TOP + "to_one_key", "reducer": TOP + "keep_top", "reducers": 1}},
+        ],
+    )
+    joined = MapReduceOperator(
+        task_id="joined",
+        job_dir={dags!r},
+        inputs=[{{"uri": {users!r}, "mapper": [*TAG, "0"]}},
+                {{"uri": {events!r}, "mapper": [*TAG, "1"]}}],
+        reducer=["python3", "mapreduce_jobs/join/reducer.py"],
+        reducers=2,
+        streaming={{"key_fields": 2}},
+        partitioner={{"key_fields": 1}},
+        comparator={{"keys": [{{"field": 1}}, {{"field": 2}}]}},
+        output={out_joined!r},
+    )
+    top >> joined
+"""
+
+
+def test_the_operator_takes_steps_and_inputs(airflow_db, test_dags, word_corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    test_dags.mkdir(exist_ok=True)
+    users, events = write_users_and_events(tmp_path / "data")
+    out_top, out_joined = tmp_path / "top", tmp_path / "joined"
+    (test_dags / "python_steps.py").write_text(
+        STEPS_DAG_FILE.format(
+            dags=str(REPO / "dags"), text=str(word_corpus.folder), users=str(users),
+            events=str(events), out_top=str(out_top), out_joined=str(out_joined),
+        )  # fmt: skip
+    )
+    bag = DagBag(str(test_dags))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag("python_steps_and_inputs")
+    assert {"top.step_1.plan", "top.step_2.commit", "joined.plan", "joined.commit"} <= set(
+        dag.task_ids
+    )
+    run = dag.test()
+    assert run.state == "success"
+    assert (out_top / "part-00000").read_text().splitlines() == top_words(word_corpus.folder)
+    assert output_lines(out_joined) == events_by_country(users, events)
