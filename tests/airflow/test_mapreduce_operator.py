@@ -134,11 +134,10 @@ def test_the_operator_takes_steps_and_inputs(airflow_db, test_dags, word_corpus,
     test_dags.mkdir(exist_ok=True)
     users, events = write_users_and_events(tmp_path / "data")
     out_top, out_joined = tmp_path / "top", tmp_path / "joined"
+    paths = {"dags": REPO / "dags", "text": word_corpus.folder, "users": users,
+             "events": events, "out_top": out_top, "out_joined": out_joined}  # fmt: skip
     (test_dags / "python_steps.py").write_text(
-        STEPS_DAG_FILE.format(
-            dags=str(REPO / "dags"), text=str(word_corpus.folder), users=str(users),
-            events=str(events), out_top=str(out_top), out_joined=str(out_joined),
-        )  # fmt: skip
+        STEPS_DAG_FILE.format(**{name: str(path) for name, path in paths.items()})
     )
     bag = DagBag(str(test_dags))
     assert not bag.import_errors, bag.import_errors
