@@ -75,10 +75,19 @@ def _rendered(job: JobFile, file: Path) -> dict[str, Any]:
     from airflow_mapreduce.airflow.backends.kubernetes import KubernetesBackend
     from airflow_mapreduce.airflow.factory import build_dag
     from airflow_mapreduce.airflow.pods import render_worker_pods
+    from airflow_mapreduce.job.models import JobStep
 
     dag = build_dag(job, job_dir=str(file.resolve().parent))
+    spec = job.model_dump(mode="json")
+    if job.steps is not None:  # each step as it runs: the job's settings merged with its own
+        for name in ("mapper", "combiner", "reducer", "reducers"):
+            spec.pop(name)
+        step_fields = set(JobStep.model_fields)
+        spec["steps"] = [
+            step.model_dump(mode="json", include=step_fields) for step in job.pipeline()
+        ]
     return {
-        "spec": job.model_dump(mode="json"),
+        "spec": spec,
         "tasks": [
             {
                 "task_id": task.task_id,

@@ -137,3 +137,21 @@ def test_run_asks_for_a_uri_where_the_job_has_a_template(tmp_path: Path) -> None
     assert result.exit_code == 2
     message = " ".join(result.stderr.replace("│", " ").split())  # rich's box, unwrapped
     assert "Invalid value for --input" in message and "is an Airflow template" in message
+
+
+def test_render_of_a_multi_step_job_shows_each_step_as_it_runs() -> None:
+    result = runner.invoke(app, ["render", str(REPO / "dags" / "top_words.yaml")])
+    assert result.exit_code == 0, result.output
+    rendered = yaml.safe_load(result.stdout)
+    spec = rendered["spec"]
+    jsonschema.validate(spec, job_json_schema())  # still a valid job file
+    assert not {"mapper", "reducer", "reducers"} & set(spec)
+    first, second = spec["steps"]
+    assert (first["reducers"], second["reducers"]) == (3, 1)
+    assert second["memory"] == first["memory"]  # the job's settings, in every step
+    order = [t["task_id"] for t in rendered["tasks"]]
+    assert order == [
+        "step_1.plan", "step_1.map", "step_1.shuffle", "step_1.reduce",
+        "step_2.plan", "step_2.map", "step_2.shuffle", "step_2.reduce", "step_2.commit",
+    ]  # fmt: skip
+    assert rendered["params"]["reducers"] == 1  # the last step's
