@@ -305,3 +305,27 @@ def test_the_output_matches_the_python_reference_on_s3(
     parts = {p.rsplit("/", 1)[1]: s3.cat(p) for p in s3.find(f"{name}/out") if "/part-" in p}
     assert output_records(parts) == reference(jobs, kind)
     assert [p for p in s3.find(f"{name}/out") if "/_temporary" in p] == []
+
+
+def test_a_retried_commit_after_the_cleanup_finds_the_committed_output(
+    jobs: JobFolder, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    job = load(jobs, "pipeline", str(output))
+    files = FileSystems()
+    plans: list[str] = []
+
+    def run_tasks(phase: Phase, spec_uris: list[str]) -> None:
+        for uri in spec_uris:
+            run_task(uri, files)
+
+    def on_plan(plan: Any) -> None:
+        plans.append(plan.layout.plan_uri)
+
+    first = run_phases(files, job, target(job, f"file://{output}"), run_tasks, on_plan=on_plan)
+    assert plans[-1].endswith("/_temporary/multi_pipeline/r1/step-3/plan.json")
+    assert not (output / "_temporary").exists()  # the plan is gone with the work area
+
+    again = commit_run(files, plans[-1])  # Airflow retrying a commit whose cleanup finished
+    assert again == first
+    assert output_records(read_parts(output)) == reference(jobs, "pipeline")
