@@ -20,6 +20,7 @@ from airflow_mapreduce.job import parse_job_text
 from airflow_mapreduce.queue import QUEUE_URL_ENV, open_queue, queue_name
 from tests.conftest import Corpus
 from tests.dags_folder import yaml_dag
+from tests.example_references import top_words
 from tests.wordcount import output_counts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,3 +279,27 @@ def test_the_indexed_job_operator_waits_deferred_whatever_the_pods_do(
     assert rendered_job["metadata"]["name"].startswith(
         "job-mr-wordcount-queue-k8s-map-"
     )  # the DAG's
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_multi_step_job_pulls_each_steps_map_tasks_from_the_queue(  # type: ignore[no-untyped-def]
+    airflow_db, test_dags, word_corpus, tmp_path, monkeypatch, redis_server
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MAPREDUCE_QUEUE", redis_server.airflow_conn_json())
+    job = (REPO / "dags" / "top_words.yaml").read_text()
+    job = job.replace("dag_id: top_words", "dag_id: top_words_queue")
+    job = job.replace("backend: local", "backend: local_pool\nqueue: {workers: 2}")
+    (test_dags / "mapreduce_jobs").mkdir(parents=True)
+    (test_dags / "mapreduce_jobs" / "top_words.py").write_text(
+        (REPO / "dags" / "mapreduce_jobs" / "top_words.py").read_text()
+    )
+    (test_dags / "mapreduce_jobs" / "__init__.py").write_text("")
+    dag = yaml_dag(test_dags, "top_words_queue", job)
+    assert {"step_1.run_map_queue", "step_2.run_map_queue"} <= set(dag.task_ids)
+    output = tmp_path / "top"
+
+    run = dag.test(run_conf={"input": f"file://{word_corpus.folder}", "output": str(output)})
+
+    assert run.state == "success"
+    assert (output / "part-00000").read_text().splitlines() == top_words(word_corpus.folder)
