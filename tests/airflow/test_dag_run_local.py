@@ -67,6 +67,20 @@ def test_the_top_words_dag_runs_both_steps_in_one_run(airflow_db, word_corpus, t
     assert mapped_task_count("top_words", run.run_id, "step_1.reduce") == 3
     assert mapped_task_count("top_words", run.run_id, "step_2.reduce") == 1
     assert not (output / "_temporary").exists()
+    # The MapReduce tab: a job per step, the last one committed, the first done.
+    from airflow_mapreduce.airflow.ui.run_view import run_view
+
+    first, second = run_view("top_words", run.run_id).jobs
+    assert (first.name, first.state, second.name, second.state) == (
+        "step_1",
+        "success",
+        "step_2",
+        "success",
+    )
+    assert [s.name for s in first.steps] == ["plan", "map", "shuffle", "reduce"]
+    assert "next step's input" in first.problems[0]
+    assert second.output is not None and second.output.committed
+    assert second.output.records == 10 and not second.problems
 
 
 def test_the_join_dag_takes_a_param_per_input(airflow_db, tmp_path) -> None:  # type: ignore[no-untyped-def]

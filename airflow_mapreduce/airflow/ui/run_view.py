@@ -10,6 +10,7 @@ refuses credentials), connection ids are names, and storage errors are reported 
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
@@ -123,11 +124,14 @@ class RunView(BaseModel):
 
 
 def run_view(dag_id: str, run_id: str) -> RunView:
-    plans = run_xcoms(dag_id, run_id, PLAN_XCOM_KEY)
+    plans = {
+        task_id.removesuffix("plan"): uri
+        for task_id, uri in run_xcoms(dag_id, run_id, PLAN_XCOM_KEY).items()
+        if task_id.endswith("plan") and isinstance(uri, str)
+    }
     jobs = [
-        _job_view(dag_id, run_id, plan_task_id.removesuffix("plan"), plan_uri)
-        for plan_task_id, plan_uri in sorted(plans.items())
-        if plan_task_id.endswith("plan") and isinstance(plan_uri, str)
+        _job_view(dag_id, run_id, prefix, plan_uri, _next_step(prefix) in plans)
+        for prefix, plan_uri in sorted(plans.items(), key=lambda item: _step_order(item[0]))
     ]
     finished = all(job.state in ("success", "failed") for job in jobs)
     return RunView(
@@ -154,7 +158,25 @@ def _conn_id(dag_id: str, run_id: str, prefix: str) -> str:
     return str(conn_id) if conn_id else "aws_default"
 
 
-def _job_view(dag_id: str, run_id: str, prefix: str, plan_uri: str) -> JobView:
+_STEP_PREFIX = re.compile(r"^(.*)step_(\d+)\.$")
+
+
+def _next_step(prefix: str) -> str | None:
+    """The prefix of the step after this one of a multi-step job (step_1. -> step_2.)."""
+    found = _STEP_PREFIX.match(prefix)
+    return f"{found.group(1)}step_{int(found.group(2)) + 1}." if found else None
+
+
+def _step_order(prefix: str) -> tuple[str, int]:
+    found = _STEP_PREFIX.match(prefix)
+    return (found.group(1), int(found.group(2))) if found else (prefix, 0)
+
+
+def _job_view(
+    dag_id: str, run_id: str, prefix: str, plan_uri: str, earlier_step: bool = False
+) -> JobView:
+    """One job, or one step of a multi-step job (its task group step_<k>); an earlier
+    step has no commit: its output is the next step's input."""
     files = airflow_filesystems(_conn_id(dag_id, run_id, prefix))
     task_ids = [f"{prefix}{name}" for name in STEP_TASK_IDS]
     instances = run_task_instances(dag_id, run_id, task_ids)
@@ -164,7 +186,7 @@ def _job_view(dag_id: str, run_id: str, prefix: str, plan_uri: str) -> JobView:
         by_step.setdefault("map" if step in MAP_TASK_IDS else step, []).append(ti)
     steps = [
         StepView(name=name, state=_step_state(by_step.get(name, [])))
-        for name in ("plan", "map", "shuffle", "reduce", "commit")
+        for name in ("plan", "map", "shuffle", "reduce", *(() if earlier_step else ("commit",)))
     ]
     view = JobView(
         name=prefix.rstrip(".") or dag_id,
@@ -175,12 +197,13 @@ def _job_view(dag_id: str, run_id: str, prefix: str, plan_uri: str) -> JobView:
     )
     commit_uri = run_xcoms(dag_id, run_id, "return_value").get(f"{prefix}commit")
     try:
-        history, num_reduce_tasks = _history(files, plan_uri, commit_uri, view)
+        history, num_reduce_tasks = _history(files, plan_uri, commit_uri, view, earlier_step)
     except Exception as exc:  # storage down, no credentials: say so, show Airflow's side
         view.problems.append(f"cannot read the run's manifests: {type(exc).__name__}")
         history, num_reduce_tasks = None, None
     if history is None:
-        view.steps = [s for s in steps if s.name not in ("shuffle", "reduce")] or steps
+        if not earlier_step:  # (an earlier step's Airflow tasks tell its phases)
+            view.steps = [s for s in steps if s.name not in ("shuffle", "reduce")] or steps
         return view
     view.input_uri, view.input_bytes = history.input_uri, history.input_bytes
     view.counters = history.counters
@@ -197,7 +220,7 @@ def _job_view(dag_id: str, run_id: str, prefix: str, plan_uri: str) -> JobView:
 
 
 def _history(
-    files: FileSystems, plan_uri: str, commit_uri: object, view: JobView
+    files: FileSystems, plan_uri: str, commit_uri: object, view: JobView, earlier_step: bool
 ) -> tuple[JobHistory | None, int | None]:
     """The job's history so far and its number of reduce tasks (None if not yet known)."""
     if isinstance(commit_uri, str):  # committed: the work area may be gone
@@ -220,7 +243,13 @@ def _history(
     try:
         plan = read_plan(files, plan_uri)
     except MissingObjectError:
-        view.problems.append(f"the plan {plan_uri} is gone (the run was cleaned up)")
+        if earlier_step:  # (not a problem: the commit of the last step removed it)
+            view.problems.append(
+                "this step's output was the next step's input; its work area went with "
+                "the job's commit (the last step's group shows the output)"
+            )
+        else:
+            view.problems.append(f"the plan {plan_uri} is gone (the run was cleaned up)")
         return None, None
     layout = plan.layout
     maps = _manifests(files, layout, "map")
