@@ -215,6 +215,9 @@ class FileSystems:
             infos = {p: i for p, i in fs.glob(uri, detail=True).items() if i["type"] == "file"}
         elif fs.isfile(uri):
             infos = {uri: fs.info(uri)}
+        elif isinstance(fs, LocalFileSystem):  # os.scandir: 20,000 files in a few ms
+            sizes = _local_file_sizes(fs._strip_protocol(uri))
+            return dict(sorted((f"file://{path}", size) for path, size in sizes.items()))
         else:
             infos = fs.find(uri, detail=True)
         return dict(
@@ -340,6 +343,25 @@ class MissingObjectError(MapReduceError, FileNotFoundError):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         super().__init__(f"expected object {uri} but it does not exist")
+
+
+def _local_file_sizes(root: str) -> dict[str, int]:
+    """{path: size} of the files under a local folder (symlinked folders not followed,
+    as os.walk and fsspec's find)."""
+    found: dict[str, int] = {}
+    folders = [root]
+    while folders:
+        try:
+            entries = os.scandir(folders.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif entry.is_file():
+                    found[entry.path] = entry.stat().st_size
+    return found
 
 
 class UnsafeUriError(MapReduceError, ValueError):

@@ -771,7 +771,8 @@ class JobSpec(JobStep):
                 merged["input"] = self.input
                 merged["inputs"] = self.inputs
             else:
-                merged["input"] = {"uri": first_input.uri}
+                # Its splits: the previous step's parts, cut at the (first) input's size.
+                merged["input"] = {"uri": first_input.uri, "split_size": first_input.split_size}
                 merged.setdefault("mapper", identity)
             try:
                 jobs.append(JobSpec.model_validate(merged))

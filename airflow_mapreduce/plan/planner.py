@@ -234,7 +234,7 @@ def _job_inputs(files: FileSystems, job: JobSpec, target: RunTarget) -> _StepInp
     for index, (spec, uri) in enumerate(zip(inputs, target.input_uris, strict=True)):
         sizes, skipped = input_sizes(files, uri)
         require_input(uri, list(sizes), skipped)
-        splits = [s.model_copy(update={"input": index}) for s in splits_of(sizes, spec.split_size)]
+        splits = splits_of(sizes, spec.split_size, index)
         listed.append((spec, sizes, skipped, splits))
     all_splits = [split for *_, splits in listed for split in splits]
     all_sizes = {uri: size for _, sizes, _, _ in listed for uri, size in sizes.items()}

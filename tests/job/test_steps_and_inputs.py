@@ -70,3 +70,10 @@ output: /data/out
     assert runtime.mapper_of(0).command == ["tag", "0"]
     assert runtime.mapper_of(1).command == ["tag", "1"]
     assert [job.input_name(i) for i in range(2)] == ["input_users", "input_2"]
+
+
+def test_later_steps_cut_the_previous_output_at_the_inputs_split_size() -> None:
+    job = parse_job_text(
+        PIPELINE.replace("input: {uri: /data/in}", "input: {uri: /in, split_size: 1MiB}")
+    )
+    assert {step.all_inputs[0].split_size for step in job.pipeline()} == {1024**2}
