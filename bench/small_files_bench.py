@@ -10,7 +10,8 @@ same run (target: at most 2x). `--per-split-env` adds a row with `streaming.per_
 true`: a mapper process per file, as every streaming job ran before a map task started
 its mapper once (slow: ~20-30 ms a file; try it with --files 2000). Every output is
 checked against a collections.Counter of the files read back; reading the output back is
-not timed. Task logs go to <cache>/task-logs.txt.
+not timed. Last, the floor: listing the N files and reading each in one Python process,
+beside the pipeline's extra time for them (per file). Task logs go to <cache>/task-logs.txt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import os
 import random
 import shutil
 import sys
@@ -97,7 +99,27 @@ def main() -> int:
             f"({label:<32}) {seconds:7.2f}s {seconds / base_wall:5.2f}x "
             f"{cpu:7.2f}s {cpu / base_cpu:5.2f}x{'' if same else '  WRONG RESULT'}"
         )
+    floor = _floor(small, args.repeat)
+    extra = results[f"{args.files} files"][0] - results["one file, same bytes"][0]
+    print(
+        f"floor: listing the {args.files} files (os.scandir) and reading each (open/read) in "
+        f"one Python process: {floor:.2f}s; the pipeline's extra time for them: {extra:.2f}s, "
+        f"{extra / args.files * 1e6:.0f} us a file"
+    )
     return 1 if failed else 0
+
+
+def _floor(folder: Path, repeat: int) -> float:
+    """What any reader of N small files pays at least: the listing and an open/read each."""
+
+    def read_all() -> int:
+        total = 0
+        for entry in os.scandir(folder):
+            with open(entry.path, "rb") as f:
+                total += len(f.read())
+        return total
+
+    return min(bench.timed(read_all)[0] for _ in range(max(1, repeat)))
 
 
 if __name__ == "__main__":
