@@ -148,6 +148,17 @@ class StepByStep:
     def reduces(self, step: int) -> list[str]:
         return shuffle_run(self.files, self.plans[step].plan_uri, 2)
 
+    def whole(self, step: int) -> None:
+        """Plan, maps and (unless map-only) reduces of a step."""
+        self.plan(step)
+        self.maps(step)
+        if self.plans[step].plan.job.num_partitions:
+            for uri in self.reduces(step):
+                run_task(uri, self.files)
+
+    def commit(self) -> OutputManifest:
+        return commit_run(self.files, self.plans[-1].plan_uri)
+
 
 def test_a_failed_reduce_of_a_later_step_is_retried_alone(
     jobs: JobFolder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -160,9 +171,7 @@ def test_a_failed_reduce_of_a_later_step_is_retried_alone(
     job = parse_job_text(text.replace("pipeline_steps:total", "pipeline_steps:flaky_total"))
     files = FileSystems()
     run = StepByStep(files, job, target(job, f"file://{output}"))
-    run.plan(0), run.maps(0)
-    for uri in run.reduces(0):
-        run_task(uri, files)
+    run.whole(0)
     run.plan(1), run.maps(1)
     first, *others = run.reduces(1)
     with pytest.raises(TaskFailedError, match="flaky reducer"):
@@ -170,8 +179,8 @@ def test_a_failed_reduce_of_a_later_step_is_retried_alone(
     run_task(first, files)  # the retry: a new attempt of the same task
     for uri in others:
         run_task(uri, files)
-    run.plan(2), run.maps(2)
-    commit_run(files, run.plans[2].plan_uri)
+    run.whole(2)
+    run.commit()
 
     assert output_records(read_parts(output)) == reference(jobs, "mixed")
 
@@ -183,18 +192,13 @@ def test_a_rerun_of_a_later_step_plan_keeps_the_earlier_step_output(
     job = load(jobs, "pipeline", str(output))
     files = FileSystems()
     run = StepByStep(files, job, target(job, f"file://{output}"))
-    run.plan(0), run.maps(0)
-    for uri in run.reduces(0):
-        run_task(uri, files)
+    run.whole(0)
     run.plan(1), run.maps(1)
     stale = run.plans[1].plan.job
-    run.plan(1)  # cleared in Airflow: the step's own folder is planned anew
+    run.whole(1)  # cleared in Airflow: the step's own folder is planned anew
     assert run.plans[1].plan.job == stale
-    run.maps(1)
-    for uri in run.reduces(1):
-        run_task(uri, files)
-    run.plan(2), run.maps(2)
-    commit_run(files, run.plans[2].plan_uri)
+    run.whole(2)
+    run.commit()
 
     assert output_records(read_parts(output)) == reference(jobs, "pipeline")
 
@@ -209,9 +213,7 @@ def test_one_codec_for_the_whole_pipeline_and_an_uncompressed_handover(
     job = load(jobs, kind, str(output), formats={"output": "jsonlines", "compression": "gzip"})
     files = FileSystems()
     run = StepByStep(files, job, target(job, f"file://{output}"))
-    run.plan(0), run.maps(0)
-    for uri in run.reduces(0):
-        run_task(uri, files)
+    run.whole(0)
     second = run.plan(1).plan.job
     # (mixed: step 2 is Python only, yet its records are text as the streaming step's)
     assert [run.plans[0].plan.job.codec, second.codec] == [codec, codec]
@@ -219,9 +221,7 @@ def test_one_codec_for_the_whole_pipeline_and_an_uncompressed_handover(
     assert (first_formats.output, first_formats.compression) == (handover, None)
     assert second.dataplane.formats.input == handover and second.input_pairs
     assert second.dataplane.formats.compression is None  # step 3 writes the output
-    run.maps(1)
-    for uri in run.reduces(1):
-        run_task(uri, files)
+    run.whole(1)
     last = run.plan(2).plan.job.dataplane.formats
     assert (last.output, last.compression) == ("jsonlines", "gzip")
 
@@ -233,9 +233,7 @@ def test_a_later_step_refuses_once_another_run_took_the_output(
     job = load(jobs, "pipeline", str(output))
     files = FileSystems()
     first = StepByStep(files, job, target(job, f"file://{output}", "first"))
-    first.plan(0), first.maps(0)
-    for uri in first.reduces(0):
-        run_task(uri, files)
+    first.whole(0)
     # Another run of the job takes the output over (the first one is no longer running).
     plan_run(files, job, target(job, f"file://{output}", "second"), is_running=lambda _: False)
 
