@@ -23,6 +23,7 @@ from airflow_mapreduce.plan.planner import PlannedRun, RunTarget, plan_run
 from airflow_mapreduce.plan.shuffle import shuffle_run
 from airflow_mapreduce.storage import FileSystems
 from airflow_mapreduce.worker.run import run_task
+from tests.example_references import events_by_country, write_users_and_events
 from tests.pipelines import (
     JobFolder,
     job_yaml,
@@ -327,3 +328,76 @@ def test_a_retried_commit_after_the_cleanup_finds_the_committed_output(
     again = commit_run(files, plans[-1])  # Airflow retrying a commit whose cleanup finished
     assert again == first
     assert output_records(read_parts(output)) == reference(jobs, "pipeline")
+
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+SWAP = """\
+import sys
+for line in sys.stdin:
+    key, value = line.rstrip("\\n").split("\\t")
+    print(f"{value}\\t{key}")
+"""
+
+
+def test_a_later_step_sorts_the_whole_output_by_count(jobs: JobFolder, tmp_path: Path) -> None:
+    # Word count, then a total order on the counts, largest first, over three reducers.
+    (jobs.folder / "swap.py").write_text(SWAP)
+    output = tmp_path / "out"
+    job = parse_job_text(
+        f"""dag_id: sorted_counts
+input: {{uri: {jobs.text}, split_size: 2KiB}}
+steps:
+  - mapper: {{command: [python3, wc_mapper.py]}}
+    reducer: {{command: [python3, wc_reducer.py]}}
+    reducers: 2
+  - mapper: {{command: [python3, swap.py]}}
+    reducer: {{command: [cat]}}
+    reducers: 3
+    partitioner: {{kind: total_order, samples: 200}}
+    comparator: {{keys: [{{field: 1, numeric: true, reverse: true}}]}}
+output: {output}
+"""
+    )
+    run_all(FileSystems(), job, target(job, f"file://{output}"))
+
+    lines = [
+        line.split("\t")
+        for part in sorted(output.glob("part-*"))
+        for line in part.read_text(encoding="utf-8").splitlines()
+    ]
+    counts = [int(count) for count, _ in lines]
+    assert counts == sorted(counts, reverse=True)  # part-00000, -00001, -00002 in order
+    assert {word: int(count) for count, word in lines} == dict(word_reference(jobs))
+    assert len([p for p in output.glob("part-*") if p.stat().st_size]) >= 2
+
+
+def test_a_join_feeds_an_aggregating_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    users, events = write_users_and_events(tmp_path / "data")
+    monkeypatch.chdir(DAGS)
+    output = tmp_path / "out"
+    tag = "[python3, mapreduce_jobs/join/tag.py"
+    job = parse_job_text(
+        f"""dag_id: join_then_count
+inputs:
+  - {{name: users, uri: {users}, mapper: {{command: {tag}, "0"]}}}}
+  - {{name: events, uri: {events}, mapper: {{command: {tag}, "1"]}}}}
+streaming: {{key_fields: 2}}
+steps:
+  - reducer: {{command: [python3, mapreduce_jobs/join/reducer.py]}}
+    reducers: 2
+    partitioner: {{key_fields: 1}}
+    comparator: {{keys: [{{field: 1}}, {{field: 2}}]}}
+  - mapper: {{command: [awk, '-F\\t', '{{print $4 "\\t1"}}']}}
+    streaming: {{key_fields: 1}}
+    reducer: {{command: [python3, mapreduce_jobs/wordcount/reducer.py]}}
+    reducers: 2
+output: {output}
+"""
+    )
+    run_all(FileSystems(), job, target(job, f"file://{output}"))
+
+    per_country: dict[str, int] = {}
+    for line in events_by_country(users, events).elements():
+        country = line.split("\t")[3]
+        per_country[country] = per_country.get(country, 0) + 1
+    assert output_records(read_parts(output)) == {c: str(n) for c, n in per_country.items()}
